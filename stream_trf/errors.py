@@ -1,0 +1,43 @@
+"""Typed errors. Each message says what went wrong *and* what to do about it.
+
+Everything the library raises on misuse derives from :class:`StreamTrfError`, so callers
+(the worker in particular) can tell a caller's mistake from a bug.
+"""
+
+from __future__ import annotations
+
+
+class StreamTrfError(Exception):
+    """Base class of every error stream_trf raises on purpose."""
+
+
+class ModelNotFound(StreamTrfError):
+    """A model name or path that resolves to nothing on this machine (nothing is downloaded)."""
+
+
+class MissingTokenizer(StreamTrfError):
+    """A model directory without tokenizer files."""
+
+
+class UnsupportedTokenizer(StreamTrfError):
+    """A tokenizer that cannot give character offsets (a slow, pure-Python tokenizer)."""
+
+
+class UnsupportedModel(StreamTrfError):
+    """A model family transformers does not know, or a model that is not an encoder."""
+
+
+class MissingSentenceBoundaries(StreamTrfError):
+    """The wordpiecer got a doc whose sentence boundaries nobody set."""
+
+
+class MissingWordpieces(StreamTrfError):
+    """The transformer got a doc the wordpiecer has not seen."""
+
+
+class PipelineOrderError(StreamTrfError):
+    """Components were added in an order that cannot work."""
+
+
+class ComponentNotInitialized(StreamTrfError):
+    """A component was used before its model was loaded (neither initialize() nor from_disk())."""

@@ -1,0 +1,1 @@
+"""The transformer itself: where it comes from, which device, how it runs."""

@@ -1,0 +1,196 @@
+"""The transformer on a device: padded sub-batches in, one array of rows per sequence out.
+
+The runner knows nothing about docs or sentences; it gets sequences of ids and gives back their
+rows, unpadded. Padding goes on the right with an attention mask, which leaves every real row as
+the model computes it on the sequence alone. An out-of-memory error on a sub-batch is retried by
+splitting it in halves.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from ..errors import UnsupportedModel
+from .gpu import resolve_device, to_host
+
+log = logging.getLogger(__name__)
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+_FALLBACK_MAX_LENGTH = 512
+
+
+@dataclass
+class SequenceOutput:
+    """The model's output for one sequence, unpadded."""
+
+    last_hidden_state: FloatArray  # (length, width)
+    hidden_states: list[FloatArray] | None = None  # per layer, embeddings first
+    attentions: list[FloatArray] | None = None  # per layer: (heads, length, length)
+
+
+@dataclass
+class RunnerStats:
+    batches: int = 0
+    sequences: int = 0
+    real_wordpieces: int = 0
+    padded_wordpieces: int = 0
+    oom_splits: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def _is_oom(err: BaseException) -> bool:
+    oom_type = getattr(torch.cuda, "OutOfMemoryError", None)
+    if oom_type is not None and isinstance(err, oom_type):
+        return True
+    return isinstance(err, RuntimeError) and "out of memory" in str(err).lower()
+
+
+class TransformerRunner:
+    """A Hugging Face encoder on one device."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        device: str = "auto",
+        max_length: int | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> None:
+        from transformers import AutoConfig, AutoModel
+
+        self.model_dir = Path(model_dir)
+        self.device = resolve_device(device)
+        self.output_hidden_states = output_hidden_states
+        self.output_attentions = output_attentions
+        try:
+            config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
+            # Attention weights need the eager kernel; otherwise the fused one.
+            attn = "eager" if output_attentions else "sdpa"
+            try:
+                model = AutoModel.from_pretrained(
+                    str(model_dir), local_files_only=True, attn_implementation=attn
+                )
+            except (ValueError, ImportError):
+                model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+        except (ValueError, KeyError, OSError) as err:
+            raise UnsupportedModel(f"transformers could not load a model from {model_dir}: {err}") from err
+        self.config = config
+        self.model = model.to(self.device).eval()
+        params = inspect.signature(self.model.forward).parameters
+        self._accepts_types = "token_type_ids" in params
+        self.pad_id = int(getattr(config, "pad_token_id", None) or 0)
+        self.width = int(
+            getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or 0
+        )
+        self.max_length = max_length or self._default_max_length()
+        self.stats = RunnerStats()
+
+    def _default_max_length(self) -> int:
+        """The longest sequence the model takes: the tokenizer's ``model_max_length`` when
+        saved next to the model, bounded by the position table."""
+        candidates = []
+        tok_cfg = self.model_dir / "tokenizer_config.json"
+        if tok_cfg.exists():
+            import json
+
+            mml = json.loads(tok_cfg.read_text()).get("model_max_length")
+            if isinstance(mml, (int, float)) and 0 < mml < 100_000:
+                candidates.append(int(mml))
+        mpe = getattr(self.config, "max_position_embeddings", None)
+        if isinstance(mpe, int) and mpe > 0:
+            candidates.append(mpe)
+        return min(candidates) if candidates else _FALLBACK_MAX_LENGTH
+
+    @property
+    def name(self) -> str:
+        return str(getattr(self.config, "_name_or_path", "") or self.model_dir.name)
+
+    def pad(
+        self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
+    ) -> dict[str, torch.Tensor]:
+        """Right-padded model inputs for sequences of different lengths."""
+        n, longest = len(ids), max(len(x) for x in ids)
+        input_ids = np.full((n, longest), self.pad_id, dtype=np.int64)
+        mask = np.zeros((n, longest), dtype=np.int64)
+        types = np.zeros((n, longest), dtype=np.int64)
+        for i, (seq, typ) in enumerate(zip(ids, type_ids)):
+            input_ids[i, : len(seq)] = seq
+            mask[i, : len(seq)] = 1
+            if typ is not None:
+                types[i, : len(seq)] = typ
+        inputs = {
+            "input_ids": torch.from_numpy(input_ids).to(self.device),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
+        }
+        if self._accepts_types and any(t is not None for t in type_ids):
+            inputs["token_type_ids"] = torch.from_numpy(types).to(self.device)
+        return inputs
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> Any:
+        """The model on padded inputs, with gradients if the caller enables them."""
+        return self.model(
+            **inputs,
+            output_hidden_states=self.output_hidden_states,
+            output_attentions=self.output_attentions,
+            return_dict=True,
+        )
+
+    def predict(
+        self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
+    ) -> list[SequenceOutput]:
+        """Run one sub-batch without gradients; split it in halves on out-of-memory."""
+        if not ids:
+            return []
+        try:
+            with torch.inference_mode():
+                inputs = self.pad(ids, type_ids)
+                out = self.forward(inputs)
+                return self._unpad(out, [len(x) for x in ids])
+        except Exception as err:
+            if not _is_oom(err) or len(ids) == 1:
+                raise
+            self.stats.oom_splits += 1
+            log.warning("out of memory on %d sequences: retrying in two halves", len(ids))
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(ids) // 2
+            return self.predict(ids[:half], type_ids[:half]) + self.predict(
+                ids[half:], type_ids[half:]
+            )
+
+    def _unpad(self, out: Any, lengths: list[int]) -> list[SequenceOutput]:
+        last = to_host(out.last_hidden_state)
+        hidden = [to_host(h) for h in out.hidden_states] if out.hidden_states is not None else None
+        attn = [to_host(a) for a in out.attentions] if out.attentions is not None else None
+        self.stats.batches += 1
+        self.stats.sequences += len(lengths)
+        self.stats.real_wordpieces += sum(lengths)
+        self.stats.padded_wordpieces += len(lengths) * last.shape[1]
+        results = []
+        for i, n in enumerate(lengths):
+            results.append(
+                SequenceOutput(
+                    last_hidden_state=np.ascontiguousarray(last[i, :n]),
+                    hidden_states=[np.ascontiguousarray(h[i, :n]) for h in hidden]
+                    if hidden is not None
+                    else None,
+                    attentions=[np.ascontiguousarray(a[i, :, :n, :n]) for a in attn]
+                    if attn is not None
+                    else None,
+                )
+            )
+        return results
+
+    def save(self, path: Path) -> None:
+        self.model.save_pretrained(str(path))

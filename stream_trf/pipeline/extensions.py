@@ -1,0 +1,164 @@
+"""The ``doc._.trf_*`` attributes, and hooks that make ``.vector`` / ``.similarity`` use the
+transformer instead of a static vectors table.
+
+Each doc carries two objects: :class:`DocWordpieces` (set by ``trf_wordpiecer``) and
+:class:`TransformerOutputs` (set by ``trf_tok2vec``); the public attributes are views of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from spacy.tokens import Doc, Span, Token
+
+from ..text.alignment import Ragged, RebuildMatrix
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass
+class DocWordpieces:
+    """Every sentence of a doc as the model sees it, concatenated, and how it aligns."""
+
+    ids: IntArray  # (n_wp,) ids in the model's vocabulary, boundary tokens included
+    strings: list[str]  # (n_wp,) the wordpiece strings
+    type_ids: IntArray | None  # (n_wp,) token type ids, when the model uses them
+    is_boundary: npt.NDArray[np.bool_]  # (n_wp,) boundary tokens ([CLS], [SEP], <cls>, ...)
+    sentence_starts: IntArray  # (n_sent + 1,) wordpiece offsets of the encoded sentences
+    sentence_prefix: IntArray  # (n_sent,) boundary tokens before each sentence's content
+    sentence_suffix: IntArray  # (n_sent,) boundary tokens after it
+    sentence_chars: IntArray  # (n_sent, 2) character span of each encoded sentence
+    alignment: Ragged  # token → content wordpieces (boundary tokens excluded)
+    rebuild: RebuildMatrix  # W: tokens × wordpieces
+    class_token: int | None  # position of the class token within a sentence (0, -1 or None)
+
+    @property
+    def n_sentences(self) -> int:
+        return len(self.sentence_prefix)
+
+    def sentence(self, i: int) -> slice:
+        return slice(int(self.sentence_starts[i]), int(self.sentence_starts[i + 1]))
+
+    def class_token_rows(self) -> IntArray:
+        """Per sentence: the wordpiece index of its class token (first row when there is none)."""
+        starts = self.sentence_starts[:-1]
+        if self.class_token is None or self.class_token >= 0:
+            return starts + (self.class_token or 0)
+        return self.sentence_starts[1:] + self.class_token
+
+
+@dataclass
+class TransformerOutputs:
+    """What the transformer computed for one doc, one row per wordpiece of ``DocWordpieces``."""
+
+    last_hidden_state: Any  # (n_wp, width): numpy, or cupy when outputs stay on the device
+    hidden_states: list[Any] | None = None  # per layer, same rows, when configured
+    attentions: list[list[Any]] | None = None  # per model sequence: per layer (heads, L, L)
+    attention_pieces: list[IntArray] | None = None  # per model sequence: its doc wordpiece rows
+    windowed_wordpieces: int = 0  # wordpieces of sentences that needed more than one window
+    model_name: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _wp(doc: Doc) -> DocWordpieces | None:
+    return doc._.trf_data
+
+
+def _out(doc: Doc) -> TransformerOutputs | None:
+    return doc._.trf_outputs
+
+
+def install_extensions() -> None:
+    """Register the ``doc._.trf_*`` attributes (idempotent)."""
+    if Doc.has_extension("trf_data"):
+        return
+    Doc.set_extension("trf_data", default=None)
+    Doc.set_extension("trf_outputs", default=None)
+    Doc.set_extension("trf_d_last_hidden_state", default=None)
+    Doc.set_extension("trf_word_pieces", getter=lambda d: None if _wp(d) is None else _wp(d).ids)
+    Doc.set_extension(
+        "trf_word_pieces_", getter=lambda d: None if _wp(d) is None else _wp(d).strings
+    )
+    Doc.set_extension(
+        "trf_alignment", getter=lambda d: None if _wp(d) is None else _wp(d).alignment.to_lists()
+    )
+    Doc.set_extension(
+        "trf_last_hidden_state",
+        getter=lambda d: None if _out(d) is None else _out(d).last_hidden_state,
+    )
+    Doc.set_extension(
+        "trf_windowed_wordpieces",
+        getter=lambda d: 0 if _out(d) is None else _out(d).windowed_wordpieces,
+    )
+    Span.set_extension(
+        "trf_last_hidden_state", getter=lambda s: _span_rows(s)
+    )
+
+
+def _span_rows(span: Span) -> Any:
+    """Wordpiece rows aligned to the span's tokens (boundary tokens excluded)."""
+    wp, out = _wp(span.doc), _out(span.doc)
+    if wp is None or out is None:
+        return None
+    rows = np.unique(
+        np.concatenate([wp.alignment[i] for i in range(span.start, span.end)] or [np.zeros(0, np.int64)])
+    )
+    return out.last_hidden_state[rows]
+
+
+# --- vector / similarity hooks ---------------------------------------------------------------
+
+
+def _norm(v: Any) -> float:
+    return float(np.sqrt((v * v).sum()))
+
+
+def _cosine(a: Any, b: Any) -> float:
+    na, nb = _norm(a), _norm(b)
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float((a * b).sum() / (na * nb))
+
+
+def doc_vector(doc: Doc) -> Any:
+    """The mean of the doc's wordpiece rows (boundary tokens included): for a one-sentence doc
+    this is the sentence-transformers mean-pooled embedding. Zeros for an empty doc."""
+    out = _out(doc)
+    if out is None or len(out.last_hidden_state) == 0:
+        width = doc.tensor.shape[1] if doc.tensor.ndim == 2 else 0
+        return np.zeros((width,), dtype=np.float32)
+    return out.last_hidden_state.mean(axis=0)
+
+
+def span_vector(span: Span) -> Any:
+    if len(span) == 0:
+        return np.zeros((span.doc.tensor.shape[1],), dtype=np.float32)
+    return span.doc.tensor[span.start : span.end].mean(axis=0)
+
+
+def token_vector(token: Token) -> Any:
+    return token.doc.tensor[token.i]
+
+
+def set_vector_hooks(doc: Doc) -> None:
+    """Point ``.vector``, ``.vector_norm``, ``.has_vector`` and ``.similarity`` of the doc, its
+    spans and its tokens at the transformer's rows."""
+    doc.user_hooks["vector"] = doc_vector
+    doc.user_hooks["vector_norm"] = lambda d: _norm(doc_vector(d))
+    doc.user_hooks["has_vector"] = lambda d: True
+    doc.user_hooks["similarity"] = lambda a, b: _cosine(a.vector, b.vector)
+    doc.user_span_hooks["vector"] = span_vector
+    doc.user_span_hooks["vector_norm"] = lambda s: _norm(span_vector(s))
+    doc.user_span_hooks["has_vector"] = lambda s: True
+    doc.user_span_hooks["similarity"] = lambda a, b: _cosine(a.vector, b.vector)
+    doc.user_token_hooks["vector"] = token_vector
+    doc.user_token_hooks["vector_norm"] = lambda t: _norm(token_vector(t))
+    doc.user_token_hooks["has_vector"] = lambda t: True
+    doc.user_token_hooks["similarity"] = lambda a, b: _cosine(a.vector, b.vector)
+
+
+install_extensions()

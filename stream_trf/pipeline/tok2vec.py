@@ -1,0 +1,271 @@
+"""``trf_tok2vec``: the transformer over every sentence of a batch of docs, rows back per doc.
+
+For one ``nlp.pipe`` batch: cut over-long sentences into windows, sort all windows of all docs
+by length and run them in padded sub-batches of at most ``words_per_batch`` wordpieces, stitch
+the rows back per sentence and per doc, and rebuild ``doc.tensor`` with one row per spaCy token
+(``W @ H``, sum-preserving).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc
+from spacy.util import minibatch
+
+from ..errors import MissingWordpieces
+from ..model.runner import SequenceOutput, TransformerRunner
+from ..model.source import DEFAULT_MODEL, resolve_model_dir
+from ..text.alignment import rebuild
+from ..text.batching import Window, make_batches, plan_windows, stitch
+from .extensions import DocWordpieces, TransformerOutputs, install_extensions, set_vector_hooks
+
+install_extensions()
+
+_HF_DIR = "transformer"
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "model": DEFAULT_MODEL,
+    "words_per_batch": 3000,
+    "max_length": None,
+    "window_overlap": 64,
+    "output_hidden_states": False,
+    "output_attentions": False,
+    "device": "auto",
+}
+
+
+@Language.factory("trf_tok2vec", default_config=DEFAULT_CONFIG)
+def make_tok2vec(
+    nlp: Language,
+    name: str,
+    model: str,
+    words_per_batch: int,
+    max_length: int | None,
+    window_overlap: int,
+    output_hidden_states: bool,
+    output_attentions: bool,
+    device: str,
+) -> TransformerTok2Vec:
+    """Run the transformer per sentence and set ``doc.tensor`` (one row per spaCy token).
+
+    model: a model name or directory (resolved locally; nothing is downloaded).
+    words_per_batch: most padded wordpieces in one sub-batch (rows × longest row).
+    max_length: longest sequence the model gets; default: what the model allows.
+    window_overlap: wordpieces shared by consecutive windows of an over-long sentence.
+    output_hidden_states / output_attentions: keep every layer's rows / attention weights.
+    device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
+    """
+    return TransformerTok2Vec(
+        nlp.vocab,
+        name=name,
+        model=model,
+        words_per_batch=words_per_batch,
+        max_length=max_length,
+        window_overlap=window_overlap,
+        output_hidden_states=output_hidden_states,
+        output_attentions=output_attentions,
+        device=device,
+    )
+
+
+class TransformerTok2Vec(Pipe):
+    """spaCy component: wordpieces → transformer rows → ``doc.tensor``."""
+
+    def __init__(self, vocab: Any, name: str = "trf_tok2vec", **cfg: Any) -> None:
+        self.vocab = vocab
+        self.name = name
+        self.cfg: dict[str, Any] = {**DEFAULT_CONFIG, **cfg}
+        if int(self.cfg["words_per_batch"]) < 1:
+            raise ValueError(f"words_per_batch must be positive, got {self.cfg['words_per_batch']}")
+        self._runner: TransformerRunner | None = None
+
+    # --- model loading -------------------------------------------------------------------
+
+    @property
+    def runner(self) -> TransformerRunner:
+        if self._runner is None:
+            self.load(resolve_model_dir(self.cfg["model"]))
+        assert self._runner is not None
+        return self._runner
+
+    def load(self, model_dir: Path) -> None:
+        self._runner = TransformerRunner(
+            Path(model_dir),
+            device=self.cfg["device"],
+            max_length=self.cfg["max_length"],
+            output_hidden_states=self.cfg["output_hidden_states"],
+            output_attentions=self.cfg["output_attentions"],
+        )
+
+    def initialize(self, get_examples: Any = None, *, nlp: Any = None) -> None:
+        if self._runner is None:
+            self.load(resolve_model_dir(self.cfg["model"]))
+
+    @property
+    def width(self) -> int:
+        return self.runner.width
+
+    # --- processing ----------------------------------------------------------------------
+
+    def __call__(self, doc: Doc) -> Doc:
+        self.set_annotations([doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size):
+            self.set_annotations(docs)
+            yield from docs
+
+    def plan(self, docs: list[Doc]) -> tuple[list[Window], list[tuple[int, int]]]:
+        """Every model input of ``docs``: windows, and per window its (doc, sentence)."""
+        runner = self.runner
+        windows: list[Window] = []
+        owners: list[tuple[int, int]] = []
+        for d, doc in enumerate(docs):
+            wp = _wordpieces(doc, self.name)
+            for s in range(wp.n_sentences):
+                sl = wp.sentence(s)
+                n_prefix, n_suffix = int(wp.sentence_prefix[s]), int(wp.sentence_suffix[s])
+                n_content = sl.stop - sl.start - n_prefix - n_suffix
+                for w in plan_windows(
+                    s, n_content, n_prefix, n_suffix, runner.max_length, self.cfg["window_overlap"]
+                ):
+                    windows.append(w)
+                    owners.append((d, s))
+        return windows, owners
+
+    def set_annotations(self, docs: list[Doc]) -> None:
+        t0 = time.perf_counter()
+        runner = self.runner
+        windows, owners = self.plan(docs)
+        wps = [_wordpieces(doc, self.name) for doc in docs]
+        ids, types = [], []
+        for w, (d, s) in zip(windows, owners):
+            i, t = _window_inputs(wps[d], s, w)
+            ids.append(i)
+            types.append(t)
+        outputs: list[SequenceOutput | None] = [None] * len(windows)
+        for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
+            results = runner.predict([ids[i] for i in batch], [types[i] for i in batch])
+            for i, res in zip(batch, results):
+                outputs[i] = res
+        t1 = time.perf_counter()
+        # Group windows back by doc and sentence (they were planned in order).
+        by_doc: list[list[tuple[Window, SequenceOutput]]] = [[] for _ in docs]
+        for w, (d, _s), out in zip(windows, owners, outputs):
+            assert out is not None
+            by_doc[d].append((w, out))
+        for doc, wp, items in zip(docs, wps, by_doc):
+            self._set_doc(doc, wp, items, runner)
+        per_doc = (t1 - t0) / max(len(docs), 1)
+        for doc in docs:
+            doc._.trf_outputs.timings["transformer_s"] = per_doc
+
+    def _set_doc(
+        self,
+        doc: Doc,
+        wp: DocWordpieces,
+        items: list[tuple[Window, SequenceOutput]],
+        runner: TransformerRunner,
+    ) -> None:
+        width = runner.width
+        n_wp = len(wp.ids)
+        last = np.zeros((n_wp, width), dtype=np.float32)
+        n_layers = len(items[0][1].hidden_states or []) if items else 0
+        hidden = [np.zeros((n_wp, width), dtype=np.float32) for _ in range(n_layers)]
+        attentions: list[list[Any]] = []
+        attention_pieces = []
+        windowed = 0
+        k = 0
+        while k < len(items):
+            s = items[k][0].sentence
+            group = []
+            while k < len(items) and items[k][0].sentence == s:
+                group.append(items[k])
+                k += 1
+            sl = wp.sentence(s)
+            wins = [g[0] for g in group]
+            last[sl] = stitch(wins, [g[1].last_hidden_state for g in group])
+            for layer in range(n_layers):
+                hidden[layer][sl] = stitch(wins, [g[1].hidden_states[layer] for g in group])  # type: ignore[index]
+            if len(group) > 1:
+                windowed += sl.stop - sl.start
+            if self.cfg["output_attentions"]:
+                for w, out in group:
+                    attentions.append(out.attentions or [])
+                    attention_pieces.append(_window_rows(wp, s, w))
+        doc._.trf_outputs = TransformerOutputs(
+            last_hidden_state=last,
+            hidden_states=hidden if self.cfg["output_hidden_states"] else None,
+            attentions=attentions if self.cfg["output_attentions"] else None,
+            attention_pieces=attention_pieces if self.cfg["output_attentions"] else None,
+            windowed_wordpieces=windowed,
+            model_name=runner.name,
+        )
+        doc._.trf_d_last_hidden_state = np.zeros_like(last)
+        doc.tensor = rebuild(wp.rebuild, last)
+        set_vector_hooks(doc)
+
+    # --- serialization -------------------------------------------------------------------
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        hf_dir = path / _HF_DIR
+        if hf_dir.exists():
+            shutil.rmtree(hf_dir)
+        runner = self.runner
+        runner.save(hf_dir)
+        # The tokenizer's settings (model_max_length) travel with the weights.
+        for name in ("tokenizer_config.json",):
+            src = runner.model_dir / name
+            if src.exists():
+                shutil.copy(src, hf_dir / name)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerTok2Vec:
+        path = Path(path)
+        self.cfg.update(srsly.read_json(path / "cfg"))
+        self.load(path / _HF_DIR)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        raise NotImplementedError("trf_tok2vec serializes to a directory: use nlp.to_disk()")
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> TransformerTok2Vec:
+        raise NotImplementedError("trf_tok2vec serializes to a directory: use spacy.load(dir)")
+
+
+def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
+    wp = doc._.trf_data
+    if wp is None:
+        raise MissingWordpieces(
+            f"{component} got a doc without wordpieces. Put trf_wordpiecer before it: "
+            f"nlp.add_pipe('trf_wordpiecer', before='{component}')."
+        )
+    return wp
+
+
+def _window_rows(wp: DocWordpieces, s: int, w: Window) -> np.ndarray:
+    """The doc wordpiece indices that window ``w`` of sentence ``s`` feeds to the model."""
+    sl = wp.sentence(s)
+    p, q = w.n_prefix, w.n_suffix
+    rows = np.arange(sl.start, sl.stop)
+    if p + q == 0:
+        return rows[w.start : w.stop]
+    content = rows[p : len(rows) - q]
+    return np.concatenate([rows[:p], content[w.start : w.stop], rows[len(rows) - q :]])
+
+
+def _window_inputs(wp: DocWordpieces, s: int, w: Window) -> tuple[np.ndarray, np.ndarray | None]:
+    rows = _window_rows(wp, s, w)
+    return wp.ids[rows], None if wp.type_ids is None else wp.type_ids[rows]

@@ -1,0 +1,202 @@
+"""``trf_wordpiecer``: each sentence → the model's own wordpieces, aligned to spaCy's tokens.
+
+Runs the tokenizer on all sentences of a batch of docs in one call, and stores on each doc a
+:class:`DocWordpieces` — ids, strings, boundary tokens, the token ↔ wordpiece alignment and the
+rebuild matrix that ``trf_tok2vec`` uses for ``doc.tensor``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import srsly
+from spacy.attrs import IDX, IS_SPACE, LENGTH
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc
+from spacy.util import minibatch
+
+from ..errors import ComponentNotInitialized, MissingSentenceBoundaries
+from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
+from ..text.alignment import Ragged, align_pieces, invert, rebuild_matrix
+from ..text.wordpieces import SentencePieces, class_token_position, tokenize_sentences
+from .extensions import DocWordpieces, install_extensions
+
+install_extensions()
+
+_HF_DIR = "tokenizer"
+
+
+@Language.factory(
+    "trf_wordpiecer",
+    default_config={"model": DEFAULT_MODEL},
+)
+def make_wordpiecer(nlp: Language, name: str, model: str) -> TransformerWordpiecer:
+    """Tokenize each sentence with the model's own tokenizer and align it to spaCy's tokens.
+
+    model: a model name or directory (resolved locally; nothing is downloaded).
+    """
+    return TransformerWordpiecer(nlp.vocab, model=model, name=name)
+
+
+class TransformerWordpiecer(Pipe):
+    """spaCy component: sentences → wordpieces + alignment (``doc._.trf_data``)."""
+
+    def __init__(self, vocab: Any, model: str = DEFAULT_MODEL, name: str = "trf_wordpiecer") -> None:
+        self.vocab = vocab
+        self.name = name
+        self.cfg: dict[str, Any] = {"model": model}
+        self._tokenizer: Any = None
+        self._class_token: int | None = None
+
+    # --- model loading -------------------------------------------------------------------
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self.load(resolve_model_dir(self.cfg["model"]))
+        return self._tokenizer
+
+    def load(self, model_dir: Path) -> None:
+        self._tokenizer = load_tokenizer(Path(model_dir))
+        self._class_token = class_token_position(self._tokenizer)
+
+    def initialize(self, get_examples: Any = None, *, nlp: Any = None) -> None:
+        if self._tokenizer is None:
+            self.load(resolve_model_dir(self.cfg["model"]))
+
+    # --- processing ----------------------------------------------------------------------
+
+    def __call__(self, doc: Doc) -> Doc:
+        self.set_annotations([doc])
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size):
+            self.set_annotations(docs)
+            yield from docs
+
+    def set_annotations(self, docs: list[Doc]) -> None:
+        """Tokenize every sentence of ``docs`` in one tokenizer call, then align per doc."""
+        tokenizer = self.tokenizer
+        texts: list[str] = []
+        offsets: list[int] = []
+        per_doc: list[list[tuple[int, int, int, int]]] = []
+        for doc in docs:
+            sents = _encodable_sentences(doc, self.name)
+            per_doc.append(sents)
+            for first, last, start_char, end_char in sents:
+                texts.append(doc.text[start_char:end_char])
+                offsets.append(start_char)
+        encoded = tokenize_sentences(tokenizer, texts, offsets)
+        k = 0
+        for doc, sents in zip(docs, per_doc):
+            doc._.trf_data = self._doc_wordpieces(doc, sents, encoded[k : k + len(sents)])
+            k += len(sents)
+
+    def _doc_wordpieces(
+        self, doc: Doc, sents: list[tuple[int, int, int, int]], pieces: list[SentencePieces]
+    ) -> DocWordpieces:
+        n_tok = len(doc)
+        lengths = np.array([len(p) for p in pieces], dtype=np.int64)
+        starts = np.zeros(len(pieces) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        cat = np.concatenate
+        empty_i = np.zeros(0, np.int64)
+        ids = cat([p.ids for p in pieces]) if pieces else empty_i
+        p_starts = cat([p.starts for p in pieces]) if pieces else empty_i
+        p_ends = cat([p.ends for p in pieces]) if pieces else empty_i
+        with_types = bool(pieces) and pieces[0].type_ids is not None
+        type_ids = cat([p.type_ids for p in pieces]) if with_types else None  # type: ignore[misc]
+        is_boundary = p_starts < 0
+        first_tok = np.repeat(np.array([s[0] for s in sents], dtype=np.int64), lengths)
+        last_tok = np.repeat(np.array([s[1] for s in sents], dtype=np.int64), lengths)
+
+        arr = doc.to_array([IDX, LENGTH, IS_SPACE]).reshape(n_tok, 3).astype(np.int64)
+        piece_to_tokens = align_pieces(
+            doc.text,
+            arr[:, 0],
+            arr[:, 1],
+            arr[:, 2].astype(bool),
+            p_starts,
+            p_ends,
+            is_boundary,
+            first_tok,
+            last_tok,
+        )
+        strings: list[str] = []
+        for p in pieces:
+            strings.extend(p.strings)
+        return DocWordpieces(
+            ids=ids,
+            strings=strings,
+            type_ids=type_ids,
+            is_boundary=is_boundary,
+            sentence_starts=starts,
+            sentence_prefix=np.array([p.n_prefix for p in pieces], dtype=np.int64),
+            sentence_suffix=np.array([p.n_suffix for p in pieces], dtype=np.int64),
+            sentence_chars=np.array([[s[2], s[3]] for s in sents], dtype=np.int64).reshape(-1, 2),
+            alignment=invert(piece_to_tokens, n_tok, ~is_boundary),
+            rebuild=rebuild_matrix(piece_to_tokens, n_tok),
+            class_token=self._class_token,
+        )
+
+    # --- serialization -------------------------------------------------------------------
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "cfg", self.cfg)
+        hf_dir = path / _HF_DIR
+        if hf_dir.exists():
+            shutil.rmtree(hf_dir)
+        self.tokenizer.save_pretrained(str(hf_dir))
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerWordpiecer:
+        path = Path(path)
+        self.cfg.update(srsly.read_json(path / "cfg"))
+        self.load(path / _HF_DIR)
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        raise NotImplementedError("trf_wordpiecer serializes to a directory: use nlp.to_disk()")
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> TransformerWordpiecer:
+        raise NotImplementedError("trf_wordpiecer serializes to a directory: use spacy.load(dir)")
+
+    def require_tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            raise ComponentNotInitialized(
+                f"{self.name} has no tokenizer yet: call nlp.initialize() or load a saved pipeline."
+            )
+        return self._tokenizer
+
+
+def _encodable_sentences(doc: Doc, component: str) -> list[tuple[int, int, int, int]]:
+    """Per sentence with at least one non-whitespace token: (first, last) non-whitespace token
+    and the character span between them. Whitespace-only sentences are not encoded."""
+    if len(doc) == 0:
+        return []
+    if not doc.has_annotation("SENT_START"):
+        raise MissingSentenceBoundaries(
+            f"{component} needs sentence boundaries, and this doc has none. Add a sentence "
+            f"component before it: nlp.add_pipe('sentencizer', before='{component}') "
+            "(or a parser / senter). stream_trf.load() does this for you."
+        )
+    is_space = doc.to_array([IS_SPACE]).astype(bool).reshape(-1)
+    out = []
+    for sent in doc.sents:
+        solid = np.flatnonzero(~is_space[sent.start : sent.end])
+        if len(solid) == 0:
+            continue
+        first = sent.start + int(solid[0])
+        last = sent.start + int(solid[-1])
+        out.append((first, last, doc[first].idx, doc[last].idx + len(doc[last])))
+    return out
+
+
+__all__ = ["Ragged", "TransformerWordpiecer", "make_wordpiecer"]

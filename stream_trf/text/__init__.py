@@ -1,0 +1,1 @@
+"""Pure text-side functions: wordpieces, alignment, batching shapes. No spaCy, no torch."""

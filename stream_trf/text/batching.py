@@ -1,0 +1,106 @@
+"""Shapes from lengths alone: windows for long sentences, length buckets under a token budget.
+
+Pure functions over integers; they know nothing about docs, tokenizers or devices.
+
+* A sentence longer than the model allows is cut into overlapping windows of content
+  wordpieces, each wrapped in the sentence's own boundary tokens. Every content wordpiece takes
+  its row from the window where it sits furthest from an edge (the overlap is split in the
+  middle); boundary rows are the mean over the windows. Nothing is truncated.
+* All windows of a batch of docs are sorted by length and cut greedily into sub-batches whose
+  padded size (rows × longest) stays within ``words_per_batch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One model input cut from one sentence, in content coordinates of that sentence."""
+
+    sentence: int
+    start: int  # content wordpieces [start, stop) go into the model
+    stop: int
+    keep_start: int  # content rows [keep_start, keep_stop) are taken from this window
+    keep_stop: int
+    n_prefix: int
+    n_suffix: int
+
+    @property
+    def length(self) -> int:
+        return self.n_prefix + (self.stop - self.start) + self.n_suffix
+
+
+def plan_windows(
+    sentence: int, n_content: int, n_prefix: int, n_suffix: int, max_length: int, overlap: int
+) -> list[Window]:
+    """Windows covering ``n_content`` wordpieces, each at most ``max_length`` long in all."""
+    capacity = max_length - n_prefix - n_suffix
+    if capacity < 1:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for content next to "
+            f"{n_prefix + n_suffix} boundary tokens"
+        )
+    if n_content <= capacity:
+        return [Window(sentence, 0, n_content, 0, n_content, n_prefix, n_suffix)]
+    overlap = max(0, min(overlap, capacity // 2))
+    stride = capacity - overlap
+    starts = list(range(0, n_content - capacity, stride)) + [n_content - capacity]
+    windows = []
+    for k, start in enumerate(starts):
+        stop = start + capacity
+        keep_start = 0 if k == 0 else (start + starts[k - 1] + capacity) // 2
+        keep_stop = n_content if k == len(starts) - 1 else (starts[k + 1] + stop) // 2
+        windows.append(Window(sentence, start, stop, keep_start, keep_stop, n_prefix, n_suffix))
+    return windows
+
+
+def make_batches(lengths: Sequence[int] | npt.NDArray[np.int64], words_per_batch: int) -> list[list[int]]:
+    """Indices of ``lengths`` grouped into padded sub-batches of at most ``words_per_batch``.
+
+    Sorted by length so that each sub-batch pads little; a sequence longer than the budget
+    goes alone. Within a sub-batch, indices are in ascending length.
+    """
+    if words_per_batch < 1:
+        raise ValueError(f"words_per_batch must be positive, got {words_per_batch}")
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")
+    batches: list[list[int]] = []
+    current: list[int] = []
+    longest = 0
+    for i in order.tolist():
+        n = int(lengths[i])
+        if current and (len(current) + 1) * max(longest, n) > words_per_batch:
+            batches.append(current)
+            current, longest = [], 0
+        current.append(i)
+        longest = max(longest, n)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def stitch(windows: Sequence[Window], rows: Sequence[FloatArray]) -> FloatArray:
+    """One sentence's rows (boundary tokens included) from the rows of its windows."""
+    first = windows[0]
+    n_content = windows[-1].stop
+    width = rows[0].shape[-1]
+    out = np.empty((first.n_prefix + n_content + first.n_suffix, width), dtype=rows[0].dtype)
+    p, q = first.n_prefix, first.n_suffix
+    if len(windows) == 1:
+        out[:] = rows[0]
+        return out
+    out[:p] = np.mean([r[:p] for r in rows], axis=0)
+    if q:
+        out[p + n_content :] = np.mean([r[len(r) - q :] for r in rows], axis=0)
+    for w, r in zip(windows, rows):
+        a = p + w.keep_start - w.start
+        b = p + w.keep_stop - w.start
+        out[p + w.keep_start : p + w.keep_stop] = r[a:b]
+    return out
