@@ -21,6 +21,7 @@ import torch
 
 from ..errors import UnsupportedModel
 from .gpu import resolve_device, to_host
+from .source import model_family
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class TransformerRunner:
         self.device = resolve_device(device)
         self.output_hidden_states = output_hidden_states
         self.output_attentions = output_attentions
+        self.family = model_family(self.model_dir)
         try:
             config = AutoConfig.from_pretrained(str(model_dir), local_files_only=True)
             # Attention weights need the eager kernel; otherwise the fused one.

