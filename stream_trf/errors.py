@@ -33,11 +33,3 @@ class MissingSentenceBoundaries(StreamTrfError):
 
 class MissingWordpieces(StreamTrfError):
     """The transformer got a doc the wordpiecer has not seen."""
-
-
-class PipelineOrderError(StreamTrfError):
-    """Components were added in an order that cannot work."""
-
-
-class ComponentNotInitialized(StreamTrfError):
-    """A component was used before its model was loaded (neither initialize() nor from_disk())."""

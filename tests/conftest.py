@@ -23,7 +23,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # shared/ lies beside the repository, here and in CI.
 SHARED_DATA = Path(
-    os.environ.get("STREAM_TRF_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    os.environ.get(
+        "STREAM_TRF_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
 )
 
 # In-test training text: accents, CJK, emoji, combining marks, numbers, punctuation.
@@ -46,7 +48,16 @@ TINY_MAX_LENGTH = 64
 
 
 def _train_and_save(family: str, out: Path) -> Path:
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    import torch
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import (
         BertConfig,
         BertModel,
@@ -62,56 +73,79 @@ def _train_and_save(family: str, out: Path) -> Path:
         XLNetTokenizer,
     )
 
-    import torch
-
     torch.manual_seed(0)
     if family == "bert":
         specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
         tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
         tok.normalizer = normalizers.BertNormalizer(lowercase=True)
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-        tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials))
+        tok.train_from_iterator(
+            CORPUS, trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials)
+        )
         tok.post_processor = processors.TemplateProcessing(
             single="[CLS] $A [SEP]",
             pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-            special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+            special_tokens=[
+                ("[CLS]", tok.token_to_id("[CLS]")),
+                ("[SEP]", tok.token_to_id("[SEP]")),
+            ],
         )
         tok.decoder = decoders.WordPiece()
         hf = BertTokenizer(tokenizer_object=tok, model_max_length=TINY_MAX_LENGTH)
         config = BertConfig(
-            vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-            num_attention_heads=2, intermediate_size=64, max_position_embeddings=TINY_MAX_LENGTH,
+            vocab_size=tok.get_vocab_size(),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=TINY_MAX_LENGTH,
         )
         model = BertModel(config)
     elif family in ("roberta", "gpt2"):
-        specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] if family == "roberta" else ["<|endoftext|>"]
+        specials = (
+            ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+            if family == "roberta"
+            else ["<|endoftext|>"]
+        )
         tok = Tokenizer(models.BPE())
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         tok.train_from_iterator(
             CORPUS,
             trainers.BpeTrainer(
-                vocab_size=500, special_tokens=specials,
+                vocab_size=500,
+                special_tokens=specials,
                 initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
             ),
         )
         if family == "roberta":
             tok.post_processor = processors.RobertaProcessing(
-                ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")), trim_offsets=True
+                ("</s>", tok.token_to_id("</s>")),
+                ("<s>", tok.token_to_id("<s>")),
+                trim_offsets=True,
             )
             hf = RobertaTokenizer(tokenizer_object=tok, model_max_length=TINY_MAX_LENGTH)
             config = RobertaConfig(
-                vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2,
-                num_attention_heads=2, intermediate_size=64,
-                max_position_embeddings=TINY_MAX_LENGTH + 2, pad_token_id=1,
+                vocab_size=tok.get_vocab_size(),
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=TINY_MAX_LENGTH + 2,
+                pad_token_id=1,
             )
             model = RobertaModel(config)
         else:
             tok.post_processor = processors.ByteLevel(trim_offsets=False)
             hf = GPT2Tokenizer(tokenizer_object=tok, model_max_length=TINY_MAX_LENGTH)
             config = GPT2Config(
-                vocab_size=tok.get_vocab_size(), n_embd=32, n_layer=2, n_head=2,
-                n_positions=TINY_MAX_LENGTH, bos_token_id=0, eos_token_id=0,
+                vocab_size=tok.get_vocab_size(),
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=TINY_MAX_LENGTH,
+                bos_token_id=0,
+                eos_token_id=0,
             )
             model = GPT2Model(config)
     elif family == "xlnet":
@@ -121,16 +155,24 @@ def _train_and_save(family: str, out: Path) -> Path:
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
         tok.train_from_iterator(
-            CORPUS, trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="<unk>")
+            CORPUS,
+            trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token="<unk>"),
         )
         tok.post_processor = processors.TemplateProcessing(
             single="$A:0 <sep>:0 <cls>:2",
             pair="$A:0 <sep>:0 $B:1 <sep>:1 <cls>:2",
-            special_tokens=[("<sep>", tok.token_to_id("<sep>")), ("<cls>", tok.token_to_id("<cls>"))],
+            special_tokens=[
+                ("<sep>", tok.token_to_id("<sep>")),
+                ("<cls>", tok.token_to_id("<cls>")),
+            ],
         )
         hf = XLNetTokenizer(tokenizer_object=tok, model_max_length=TINY_MAX_LENGTH)
         config = XLNetConfig(
-            vocab_size=tok.get_vocab_size(), d_model=32, n_layer=2, n_head=2, d_inner=64,
+            vocab_size=tok.get_vocab_size(),
+            d_model=32,
+            n_layer=2,
+            n_head=2,
+            d_inner=64,
             pad_token_id=tok.token_to_id("<pad>"),
         )
         model = XLNetModel(config)

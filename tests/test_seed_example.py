@@ -14,7 +14,16 @@ def test_seed_example(minilm_nlp) -> None:
     doc = nlp("Here is some text to encode.")
     assert doc.tensor.shape == (7, 384)  # Always has one row per token
     assert doc._.trf_word_pieces_ == [
-        "[CLS]", "here", "is", "some", "text", "to", "en", "##code", ".", "[SEP]",
+        "[CLS]",
+        "here",
+        "is",
+        "some",
+        "text",
+        "to",
+        "en",
+        "##code",
+        ".",
+        "[SEP]",
     ]
     assert len(doc._.trf_word_pieces) == 10  # Wordpiece IDs (not spaCy's hash values)
     assert doc._.trf_alignment == [[1], [2], [3], [4], [5], [6, 7], [8]]

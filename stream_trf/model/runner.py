@@ -69,6 +69,9 @@ class TransformerRunner:
         output_attentions: bool = False,
     ) -> None:
         from transformers import AutoConfig, AutoModel
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a worker's logs are no place for weight-loading bars
 
         self.model_dir = Path(model_dir)
         self.device = resolve_device(device)
@@ -86,7 +89,9 @@ class TransformerRunner:
             except (ValueError, ImportError):
                 model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
         except (ValueError, KeyError, OSError) as err:
-            raise UnsupportedModel(f"transformers could not load a model from {model_dir}: {err}") from err
+            raise UnsupportedModel(
+                f"transformers could not load a model from {model_dir}: {err}"
+            ) from err
         self.config = config
         self.model = model.to(self.device).eval()
         params = inspect.signature(self.model.forward).parameters

@@ -72,6 +72,31 @@ def _out(doc: Doc) -> TransformerOutputs | None:
     return doc._.trf_outputs
 
 
+def _word_pieces(doc: Doc) -> IntArray | None:
+    wp = _wp(doc)
+    return None if wp is None else wp.ids
+
+
+def _word_pieces_(doc: Doc) -> list[str] | None:
+    wp = _wp(doc)
+    return None if wp is None else wp.strings
+
+
+def _alignment(doc: Doc) -> list[list[int]] | None:
+    wp = _wp(doc)
+    return None if wp is None else wp.alignment.to_lists()
+
+
+def _last_hidden_state(doc: Doc) -> Any:
+    out = _out(doc)
+    return None if out is None else out.last_hidden_state
+
+
+def _windowed(doc: Doc) -> int:
+    out = _out(doc)
+    return 0 if out is None else out.windowed_wordpieces
+
+
 def install_extensions() -> None:
     """Register the ``doc._.trf_*`` attributes (idempotent)."""
     if Doc.has_extension("trf_data"):
@@ -79,24 +104,12 @@ def install_extensions() -> None:
     Doc.set_extension("trf_data", default=None)
     Doc.set_extension("trf_outputs", default=None)
     Doc.set_extension("trf_d_last_hidden_state", default=None)
-    Doc.set_extension("trf_word_pieces", getter=lambda d: None if _wp(d) is None else _wp(d).ids)
-    Doc.set_extension(
-        "trf_word_pieces_", getter=lambda d: None if _wp(d) is None else _wp(d).strings
-    )
-    Doc.set_extension(
-        "trf_alignment", getter=lambda d: None if _wp(d) is None else _wp(d).alignment.to_lists()
-    )
-    Doc.set_extension(
-        "trf_last_hidden_state",
-        getter=lambda d: None if _out(d) is None else _out(d).last_hidden_state,
-    )
-    Doc.set_extension(
-        "trf_windowed_wordpieces",
-        getter=lambda d: 0 if _out(d) is None else _out(d).windowed_wordpieces,
-    )
-    Span.set_extension(
-        "trf_last_hidden_state", getter=lambda s: _span_rows(s)
-    )
+    Doc.set_extension("trf_word_pieces", getter=_word_pieces)
+    Doc.set_extension("trf_word_pieces_", getter=_word_pieces_)
+    Doc.set_extension("trf_alignment", getter=_alignment)
+    Doc.set_extension("trf_last_hidden_state", getter=_last_hidden_state)
+    Doc.set_extension("trf_windowed_wordpieces", getter=_windowed)
+    Span.set_extension("trf_last_hidden_state", getter=_span_rows)
 
 
 def _span_rows(span: Span) -> Any:
@@ -105,7 +118,9 @@ def _span_rows(span: Span) -> Any:
     if wp is None or out is None:
         return None
     rows = np.unique(
-        np.concatenate([wp.alignment[i] for i in range(span.start, span.end)] or [np.zeros(0, np.int64)])
+        np.concatenate(
+            [wp.alignment[i] for i in range(span.start, span.end)] or [np.zeros(0, np.int64)]
+        )
     )
     return out.last_hidden_state[rows]
 
@@ -144,21 +159,38 @@ def token_vector(token: Token) -> Any:
     return token.doc.tensor[token.i]
 
 
+def _doc_norm(doc: Doc) -> float:
+    return _norm(doc_vector(doc))
+
+
+def _span_norm(span: Span) -> float:
+    return _norm(span_vector(span))
+
+
+def _token_norm(token: Token) -> float:
+    return _norm(token_vector(token))
+
+
+def _has_vector(obj: Any) -> bool:
+    return True
+
+
+def _similarity(a: Any, b: Any) -> float:
+    return _cosine(a.vector, b.vector)
+
+
 def set_vector_hooks(doc: Doc) -> None:
     """Point ``.vector``, ``.vector_norm``, ``.has_vector`` and ``.similarity`` of the doc, its
     spans and its tokens at the transformer's rows."""
-    doc.user_hooks["vector"] = doc_vector
-    doc.user_hooks["vector_norm"] = lambda d: _norm(doc_vector(d))
-    doc.user_hooks["has_vector"] = lambda d: True
-    doc.user_hooks["similarity"] = lambda a, b: _cosine(a.vector, b.vector)
-    doc.user_span_hooks["vector"] = span_vector
-    doc.user_span_hooks["vector_norm"] = lambda s: _norm(span_vector(s))
-    doc.user_span_hooks["has_vector"] = lambda s: True
-    doc.user_span_hooks["similarity"] = lambda a, b: _cosine(a.vector, b.vector)
-    doc.user_token_hooks["vector"] = token_vector
-    doc.user_token_hooks["vector_norm"] = lambda t: _norm(token_vector(t))
-    doc.user_token_hooks["has_vector"] = lambda t: True
-    doc.user_token_hooks["similarity"] = lambda a, b: _cosine(a.vector, b.vector)
+    for hooks, vector, norm in (
+        (doc.user_hooks, doc_vector, _doc_norm),
+        (doc.user_span_hooks, span_vector, _span_norm),
+        (doc.user_token_hooks, token_vector, _token_norm),
+    ):
+        hooks["vector"] = vector
+        hooks["vector_norm"] = norm
+        hooks["has_vector"] = _has_vector
+        hooks["similarity"] = _similarity
 
 
 install_extensions()

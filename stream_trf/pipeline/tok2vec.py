@@ -150,14 +150,14 @@ class TransformerTok2Vec(Pipe):
         wps = [_wordpieces(doc, self.name) for doc in docs]
         ids, types = [], []
         for w, (d, s) in zip(windows, owners):
-            i, t = _window_inputs(wps[d], s, w)
-            ids.append(i)
-            types.append(t)
+            seq_ids, seq_types = _window_inputs(wps[d], s, w)
+            ids.append(seq_ids)
+            types.append(seq_types)
         outputs: list[SequenceOutput | None] = [None] * len(windows)
         for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
             results = runner.predict([ids[i] for i in batch], [types[i] for i in batch])
-            for i, res in zip(batch, results):
-                outputs[i] = res
+            for k, res in zip(batch, results):
+                outputs[k] = res
         t1 = time.perf_counter()
         # Group windows back by doc and sentence (they were planned in order).
         by_doc: list[list[tuple[Window, SequenceOutput]]] = [[] for _ in docs]
@@ -183,7 +183,7 @@ class TransformerTok2Vec(Pipe):
         n_layers = len(items[0][1].hidden_states or []) if items else 0
         hidden = [np.zeros((n_wp, width), dtype=np.float32) for _ in range(n_layers)]
         attentions: list[list[Any]] = []
-        attention_pieces = []
+        attention_pieces: list[np.ndarray] = []
         windowed = 0
         k = 0
         while k < len(items):
@@ -212,7 +212,8 @@ class TransformerTok2Vec(Pipe):
             model_name=runner.name,
         )
         doc._.trf_d_last_hidden_state = np.zeros_like(last)
-        doc.tensor = rebuild(wp.rebuild, last)
+        tensor: Any = rebuild(wp.rebuild, last)
+        doc.tensor = tensor
         set_vector_hooks(doc)
 
     # --- serialization -------------------------------------------------------------------
@@ -255,7 +256,7 @@ def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
     return wp
 
 
-def _window_rows(wp: DocWordpieces, s: int, w: Window) -> np.ndarray:
+def _window_rows(wp: DocWordpieces, s: int, w: Window) -> Any:
     """The doc wordpiece indices that window ``w`` of sentence ``s`` feeds to the model."""
     sl = wp.sentence(s)
     p, q = w.n_prefix, w.n_suffix

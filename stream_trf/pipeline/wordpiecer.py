@@ -20,9 +20,9 @@ from spacy.pipeline import Pipe
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from ..errors import ComponentNotInitialized, MissingSentenceBoundaries
+from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
-from ..text.alignment import Ragged, align_pieces, invert, rebuild_matrix
+from ..text.alignment import align_pieces, invert, rebuild_matrix
 from ..text.wordpieces import SentencePieces, class_token_position, tokenize_sentences
 from .extensions import DocWordpieces, install_extensions
 
@@ -46,7 +46,9 @@ def make_wordpiecer(nlp: Language, name: str, model: str) -> TransformerWordpiec
 class TransformerWordpiecer(Pipe):
     """spaCy component: sentences → wordpieces + alignment (``doc._.trf_data``)."""
 
-    def __init__(self, vocab: Any, model: str = DEFAULT_MODEL, name: str = "trf_wordpiecer") -> None:
+    def __init__(
+        self, vocab: Any, model: str = DEFAULT_MODEL, name: str = "trf_wordpiecer"
+    ) -> None:
         self.vocab = vocab
         self.name = name
         self.cfg: dict[str, Any] = {"model": model}
@@ -89,7 +91,7 @@ class TransformerWordpiecer(Pipe):
         for doc in docs:
             sents = _encodable_sentences(doc, self.name)
             per_doc.append(sents)
-            for first, last, start_char, end_char in sents:
+            for _first, _last, start_char, end_char in sents:
                 texts.append(doc.text[start_char:end_char])
                 offsets.append(start_char)
         encoded = tokenize_sentences(tokenizer, texts, offsets)
@@ -111,7 +113,7 @@ class TransformerWordpiecer(Pipe):
         p_starts = cat([p.starts for p in pieces]) if pieces else empty_i
         p_ends = cat([p.ends for p in pieces]) if pieces else empty_i
         with_types = bool(pieces) and pieces[0].type_ids is not None
-        type_ids = cat([p.type_ids for p in pieces]) if with_types else None  # type: ignore[misc]
+        type_ids = cat([p.type_ids for p in pieces]) if with_types else None
         is_boundary = p_starts < 0
         first_tok = np.repeat(np.array([s[0] for s in sents], dtype=np.int64), lengths)
         last_tok = np.repeat(np.array([s[1] for s in sents], dtype=np.int64), lengths)
@@ -165,15 +167,10 @@ class TransformerWordpiecer(Pipe):
     def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
         raise NotImplementedError("trf_wordpiecer serializes to a directory: use nlp.to_disk()")
 
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> TransformerWordpiecer:
+    def from_bytes(
+        self, bytes_data: bytes, *, exclude: Iterable[str] = ()
+    ) -> TransformerWordpiecer:
         raise NotImplementedError("trf_wordpiecer serializes to a directory: use spacy.load(dir)")
-
-    def require_tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            raise ComponentNotInitialized(
-                f"{self.name} has no tokenizer yet: call nlp.initialize() or load a saved pipeline."
-            )
-        return self._tokenizer
 
 
 def _encodable_sentences(doc: Doc, component: str) -> list[tuple[int, int, int, int]]:
@@ -199,4 +196,4 @@ def _encodable_sentences(doc: Doc, component: str) -> list[tuple[int, int, int, 
     return out
 
 
-__all__ = ["Ragged", "TransformerWordpiecer", "make_wordpiecer"]
+__all__ = ["TransformerWordpiecer", "make_wordpiecer"]

@@ -89,7 +89,10 @@ def whitespace_mask(text: str) -> npt.NDArray[np.bool_]:
 
 
 def char_to_token(
-    n_chars: int, token_starts: IntArray, token_lengths: IntArray, token_is_space: npt.NDArray[np.bool_]
+    n_chars: int,
+    token_starts: IntArray,
+    token_lengths: IntArray,
+    token_is_space: npt.NDArray[np.bool_],
 ) -> IntArray:
     """Per character: the index of the non-whitespace token it lies in, or -1."""
     out = np.full(n_chars, -1, dtype=np.int64)
@@ -148,7 +151,9 @@ def align_pieces(
 
     counts = np.maximum(hi - lo + 1, 0)
     piece_ids = np.repeat(np.arange(n_pieces, dtype=np.int64), counts)
-    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    offsets = np.arange(counts.sum(), dtype=np.int64) - np.repeat(
+        np.cumsum(counts) - counts, counts
+    )
     tokens = np.repeat(lo, counts) + offsets
     # A piece spanning "a  b" covers the whitespace token between a and b: drop it.
     keep = ~token_is_space[tokens]
@@ -174,7 +179,9 @@ def rebuild_matrix(piece_to_tokens: Ragged, n_tokens: int) -> RebuildMatrix:
     indptr = np.zeros(n_tokens + 1, dtype=np.int64)
     if len(tokens):
         np.cumsum(np.bincount(tokens, minlength=n_tokens), out=indptr[1:])
-    return RebuildMatrix(indptr=indptr, indices=pieces[order], weights=weights, shape=(n_tokens, n_pieces))
+    return RebuildMatrix(
+        indptr=indptr, indices=pieces[order], weights=weights, shape=(n_tokens, n_pieces)
+    )
 
 
 def rebuild(matrix: RebuildMatrix, rows: FloatArray) -> FloatArray:

@@ -52,7 +52,7 @@ def plan_windows(
         return [Window(sentence, 0, n_content, 0, n_content, n_prefix, n_suffix)]
     overlap = max(0, min(overlap, capacity // 2))
     stride = capacity - overlap
-    starts = list(range(0, n_content - capacity, stride)) + [n_content - capacity]
+    starts = [*range(0, n_content - capacity, stride), n_content - capacity]
     windows = []
     for k, start in enumerate(starts):
         stop = start + capacity
@@ -62,7 +62,9 @@ def plan_windows(
     return windows
 
 
-def make_batches(lengths: Sequence[int] | npt.NDArray[np.int64], words_per_batch: int) -> list[list[int]]:
+def make_batches(
+    lengths: Sequence[int] | npt.NDArray[np.int64], words_per_batch: int
+) -> list[list[int]]:
     """Indices of ``lengths`` grouped into padded sub-batches of at most ``words_per_batch``.
 
     Sorted by length so that each sub-batch pads little; a sequence longer than the budget

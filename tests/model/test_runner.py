@@ -13,7 +13,9 @@ from stream_trf.model.runner import TransformerRunner
 def test_max_length_comes_from_the_model(tiny_models, minilm_dir) -> None:
     assert TransformerRunner(tiny_models["bert"]).max_length == 64
     assert TransformerRunner(tiny_models["roberta"]).max_length == 64  # 66 positions, 64 usable
-    assert TransformerRunner(tiny_models["xlnet"]).max_length == 64  # relative positions: tokenizer's
+    assert (
+        TransformerRunner(tiny_models["xlnet"]).max_length == 64
+    )  # relative positions: tokenizer's
     assert TransformerRunner(minilm_dir).max_length == 512
     assert TransformerRunner(tiny_models["bert"], max_length=32).max_length == 32
 

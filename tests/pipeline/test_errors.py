@@ -70,7 +70,13 @@ def test_bad_batch_budget(tiny_models) -> None:
 
 
 def test_all_errors_share_a_base() -> None:
-    for err in (ModelNotFound, MissingTokenizer, UnsupportedModel, MissingSentenceBoundaries, MissingWordpieces):
+    for err in (
+        ModelNotFound,
+        MissingTokenizer,
+        UnsupportedModel,
+        MissingSentenceBoundaries,
+        MissingWordpieces,
+    ):
         assert issubclass(err, StreamTrfError)
 
 

@@ -50,14 +50,20 @@ def _roundtrip(model_dir: Path, tmp_path: Path) -> None:
     # Fresh process: factories come from entry points.
     proc = subprocess.run(
         [sys.executable, "-c", _FRESH, str(tmp_path / "pipeline"), json.dumps(TEXTS)],
-        capture_output=True, text=True, env=_offline_env(), timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=_offline_env(),
+        timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["pipe_names"] == ["sentencizer", "trf_wordpiecer", "trf_tok2vec"]
     for doc, got in zip(before, result["docs"]):
         assert got["pieces"] == doc._.trf_word_pieces_
-        np.testing.assert_array_equal(np.array(got["tensor"], dtype=np.float32).reshape(doc.tensor.shape), doc.tensor)
+        np.testing.assert_array_equal(
+            np.array(got["tensor"], dtype=np.float32).reshape(doc.tensor.shape), doc.tensor
+        )
         assert got["imported_by_entry_point"]
 
 

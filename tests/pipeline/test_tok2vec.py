@@ -162,7 +162,9 @@ def test_long_sentence_is_windowed_not_truncated(tiny_dir: Path) -> None:
     assert doc._.trf_windowed_wordpieces == n_wp
     for token in doc:
         assert (np.linalg.norm(doc.tensor[token.i]) > 0) != token.is_space
-    np.testing.assert_allclose(doc.tensor.sum(0), doc._.trf_last_hidden_state.sum(0), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        doc.tensor.sum(0), doc._.trf_last_hidden_state.sum(0), rtol=1e-4, atol=1e-3
+    )
 
     # The first window's own rows equal the model run on that window alone.
     p, q = int(wp.sentence_prefix[0]), int(wp.sentence_suffix[0])

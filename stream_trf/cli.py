@@ -1,0 +1,196 @@
+"""The ``stream-trf`` command.
+
+Subcommands grow with the product; today:
+
+  stream-trf encode      encode texts with the wrapped transformer and show what it gives
+  stream-trf info        versions, the default model and where it lives, the device
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import StreamTrfError
+from .model.source import DEFAULT_MODEL
+
+
+def _sample_texts() -> list[str]:
+    text = resources.files("stream_trf").joinpath("samples/texts.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _read_jsonl(path: Path, field: str, limit: int | None) -> list[str]:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    texts: list[str] = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                texts.append(json.loads(line)[field])
+                if limit is not None and len(texts) >= limit:
+                    break
+    return texts
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    import stream_trf
+
+    if args.texts:
+        texts = list(args.texts)
+    elif args.jsonl:
+        texts = _read_jsonl(Path(args.jsonl), args.field, args.limit)
+    else:
+        texts = _sample_texts()
+    t0 = time.perf_counter()
+    nlp = stream_trf.load(args.model, words_per_batch=args.words_per_batch)
+    t_load = time.perf_counter() - t0
+    t2v = nlp.get_pipe("trf_tok2vec")
+    print(
+        f"model     {args.model}  (width {t2v.width}, max length {t2v.runner.max_length}, "
+        f"device {t2v.runner.device}; loaded in {t_load:.1f}s)"
+    )
+    print(f"pipeline  {nlp.pipe_names}")
+    t0 = time.perf_counter()
+    docs = []
+    words = 0
+    with tqdm(
+        total=len(texts), unit="doc", disable=len(texts) < 50 or args.quiet, file=sys.stderr
+    ) as bar:
+        for doc in nlp.pipe(texts, batch_size=args.batch_size):
+            docs.append(doc)
+            words += sum(not t.is_space and not t.is_punct for t in doc)
+            bar.update(1)
+    elapsed = time.perf_counter() - t0
+    stats = t2v.runner.stats
+    eff = stats.real_wordpieces / max(stats.padded_wordpieces, 1)
+    n_wp = sum(len(d._.trf_word_pieces) for d in docs)
+    if len(docs) <= 20:
+        print()
+        for i, doc in enumerate(docs):
+            pieces = doc._.trf_word_pieces_
+            shown = " ".join(pieces[:12]) + (" …" if len(pieces) > 12 else "")
+            print(f"[{i}] {doc.text[:70]!r}")
+            print(
+                f"    tokens {len(doc)}  sentences {doc._.trf_data.n_sentences}  wordpieces {len(pieces)}"
+                f"  doc.tensor {doc.tensor.shape}  |vector| {doc.vector_norm:.2f}"
+                f"  windowed {doc._.trf_windowed_wordpieces}"
+            )
+            print(f"    {shown}")
+        if len(docs) > 1:
+            print("\nsimilarity (doc.similarity, cosine of mean-pooled transformer rows)")
+            print("     " + " ".join(f"[{j}]".rjust(5) for j in range(len(docs))))
+            for i, a in enumerate(docs):
+                row = " ".join(f"{a.similarity(b):5.2f}" for b in docs)
+                print(f"[{i}]".ljust(5) + row)
+    print(
+        f"\n{len(docs)} docs, {words} words, {n_wp} wordpieces in {elapsed:.2f}s: "
+        f"{words / elapsed:,.0f} words/s, {n_wp / elapsed:,.0f} wordpieces/s, "
+        f"{stats.batches} sub-batches, padding efficiency {eff:.2f}"
+    )
+    if args.json:
+        vectors = np.stack([d.vector for d in docs]) if docs else np.zeros((0, t2v.width))
+        print(
+            json.dumps(
+                {
+                    "docs": len(docs),
+                    "words": words,
+                    "wordpieces": n_wp,
+                    "seconds": elapsed,
+                    "padding_efficiency": eff,
+                    "vector_shape": list(vectors.shape),
+                }
+            )
+        )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import spacy
+    import torch
+    import transformers
+
+    import stream_trf
+
+    from .model.gpu import resolve_device
+    from .model.source import resolve_model_dir
+
+    info: dict[str, Any] = {
+        "stream_trf": stream_trf.__version__,
+        "spacy": spacy.__version__,
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+        "device": str(resolve_device("auto")),
+        "default_model": DEFAULT_MODEL,
+        "default_model_dir": str(resolve_model_dir(DEFAULT_MODEL)),
+    }
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stream-trf",
+        description="Hugging Face transformers inside spaCy pipelines, for streams of documents. "
+        "Nothing is downloaded at run time: models are local directories or packaged models "
+        f"(default: {DEFAULT_MODEL}).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    enc = sub.add_parser(
+        "encode",
+        help="encode texts with the wrapped transformer and show shapes, wordpieces, similarities",
+        description="Run the pipeline [sentencizer, trf_wordpiecer, trf_tok2vec] over texts: the "
+        "built-in samples by default, texts given as arguments, or a JSONL file. Prints per doc "
+        "its tokens, sentences, wordpieces and doc.tensor shape, a similarity matrix, and the "
+        "throughput.",
+    )
+    enc.add_argument("texts", nargs="*", help="texts to encode (default: the built-in samples)")
+    enc.add_argument(
+        "--model", default=DEFAULT_MODEL, help="model name or HF directory (default: %(default)s)"
+    )
+    enc.add_argument("--jsonl", help="read texts from a JSONL(.gz) file instead")
+    enc.add_argument(
+        "--field", default="text", help="JSONL field holding the text (default: %(default)s)"
+    )
+    enc.add_argument("--limit", type=int, default=None, help="read at most this many records")
+    enc.add_argument(
+        "--words-per-batch",
+        type=int,
+        default=3000,
+        help="most padded wordpieces in one sub-batch (default: %(default)s)",
+    )
+    enc.add_argument(
+        "--batch-size", type=int, default=128, help="docs per nlp.pipe batch (default: %(default)s)"
+    )
+    enc.add_argument("--json", action="store_true", help="also print a JSON summary line")
+    enc.add_argument("--quiet", action="store_true", help="no progress bar")
+    enc.set_defaults(func=cmd_encode)
+
+    info = sub.add_parser("info", help="versions, default model location and device")
+    info.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except StreamTrfError as err:
+        print(f"stream-trf: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
