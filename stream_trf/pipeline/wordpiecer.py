@@ -54,6 +54,7 @@ class TransformerWordpiecer(Pipe):
         self.cfg: dict[str, Any] = {"model": model}
         self._tokenizer: Any = None
         self._class_token: int | None = None
+        self._model_dir: Path | None = None
 
     # --- model loading -------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ class TransformerWordpiecer(Pipe):
 
     def load(self, model_dir: Path) -> None:
         self._tokenizer = load_tokenizer(Path(model_dir))
+        self._model_dir = Path(model_dir)
         self._class_token = class_token_position(self._tokenizer)
 
     def initialize(self, get_examples: Any = None, *, nlp: Any = None) -> None:
@@ -156,7 +158,11 @@ class TransformerWordpiecer(Pipe):
         hf_dir = path / _HF_DIR
         if hf_dir.exists():
             shutil.rmtree(hf_dir)
-        self.tokenizer.save_pretrained(str(hf_dir))
+        tokenizer = self.tokenizer
+        assert self._model_dir is not None
+        tokenizer.save_pretrained(str(hf_dir))
+        # The model's config names its family; the tokenizer directory stays self-describing.
+        shutil.copy(self._model_dir / "config.json", hf_dir / "config.json")
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerWordpiecer:
         path = Path(path)

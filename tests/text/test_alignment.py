@@ -7,6 +7,7 @@ brute-force reading of the alignment rules, or by calling the Hugging Face token
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -407,7 +408,7 @@ def synthetic_layout(draw: st.DrawFn) -> tuple[str, list[tuple[int, int, bool]],
     cuts = sorted(draw(st.sets(st.integers(1, n_tok - 1), max_size=3)) if n_tok > 1 else set())
     bounds = [0, *cuts, n_tok]
     pieces = []
-    for a, b in zip(bounds, bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         solid = [t for t in range(a, b) if not tokens[t][2]]
         if not solid:
             continue
@@ -426,7 +427,7 @@ def synthetic_layout(draw: st.DrawFn) -> tuple[str, list[tuple[int, int, bool]],
 
 
 @given(synthetic_layout())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=400, deadline=None)
 def test_align_pieces_brute_force_synthetic(layout) -> None:
     text, tokens, pieces = layout
     got = run_align(text, tokens, pieces)
@@ -572,7 +573,7 @@ def test_pipeline_alignment_fixed_texts_batched(tiny_dir: Path) -> None:
 
 @given(texts=st.lists(_TEXT, min_size=1, max_size=3))
 @settings(
-    max_examples=40,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -584,7 +585,7 @@ def test_pipeline_alignment_property(tiny_dir: Path, texts: list[str]) -> None:
 
 @given(texts=st.lists(_TEXT, min_size=1, max_size=3))
 @settings(
-    max_examples=40,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

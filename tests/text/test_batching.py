@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,7 @@ def check_windows(
     # keep ranges partition [0, n_content), in order, none empty unless there is no content
     assert windows[0].keep_start == 0
     assert windows[-1].keep_stop == n_content
-    for a, b in zip(windows, windows[1:]):
+    for a, b in itertools.pairwise(windows):
         assert a.keep_stop == b.keep_start
         assert a.start < b.start and a.stop < b.stop
     if n_content:
@@ -58,7 +59,7 @@ def check_windows(
     for w in windows:
         assert w.stop - w.start == capacity
         assert w.length == max_length
-    overlaps = [a.stop - b.start for a, b in zip(windows, windows[1:])]
+    overlaps = [a.stop - b.start for a, b in itertools.pairwise(windows)]
     assert all(o == wanted for o in overlaps[:-1])
     assert wanted <= overlaps[-1] < capacity
     # each content position is owned by a window where it sits furthest from a cut edge
@@ -103,7 +104,13 @@ def test_plan_windows_hand_made() -> None:
     assert [(w.keep_start, w.keep_stop) for w in ws] == [(0, 3), (3, 6), (6, 10)]
     # short sentence: exactly one window, all of it kept
     (only,) = plan_windows(2, 3, 1, 1, 6, 1)
-    assert (only.sentence, only.start, only.stop, only.keep_start, only.keep_stop) == (2, 0, 3, 0, 3)
+    assert (only.sentence, only.start, only.stop, only.keep_start, only.keep_stop) == (
+        2,
+        0,
+        3,
+        0,
+        3,
+    )
     assert only.length == 5
 
 
@@ -134,7 +141,7 @@ def check_batches(lengths: list[int], budget: int, batches: list[list[int]]) -> 
     # the batches follow one sorted order of the lengths
     assert [lengths[i] for i in flat] == sorted(lengths)
     # greedy: the next batch's first sequence would not have fitted into the previous batch
-    for a, b in zip(batches, batches[1:]):
+    for a, b in itertools.pairwise(batches):
         grown = [*a, b[0]]
         assert len(grown) * max(lengths[i] for i in grown) > budget
 
@@ -271,7 +278,10 @@ def test_stitch_single_window_returns_rows_unchanged() -> None:
 def test_stitch_hand_made() -> None:
     # 6 content pieces, [CLS] + [SEP], capacity 4, overlap 2 -> windows [0,4) [2,6)
     ws = plan_windows(0, 6, 1, 1, 6, 2)
-    assert [(w.start, w.stop, w.keep_start, w.keep_stop) for w in ws] == [(0, 4, 0, 3), (2, 6, 3, 6)]
+    assert [(w.start, w.stop, w.keep_start, w.keep_stop) for w in ws] == [
+        (0, 4, 0, 3),
+        (2, 6, 3, 6),
+    ]
     r0 = np.array([[-1.0], [0.0], [1.0], [2.0], [3.0], [-10.0]])
     r1 = np.array([[-3.0], [102.0], [103.0], [104.0], [105.0], [-20.0]])
     out = stitch(ws, [r0, r1])
@@ -311,7 +321,9 @@ def test_windows_through_a_real_model(tiny_dir: Path) -> None:
     windows = plan_windows(0, n_content, p, q, max_length, overlap=5)
     assert len(windows) >= 4
     runner = TransformerRunner(tiny_dir, device="cpu")
-    inputs = [np.concatenate([ids[:p], content[w.start : w.stop], ids[len(ids) - q :]]) for w in windows]
+    inputs = [
+        np.concatenate([ids[:p], content[w.start : w.stop], ids[len(ids) - q :]]) for w in windows
+    ]
     per_window = [runner.predict([x], [None])[0].last_hidden_state for x in inputs]
 
     # the runner's rows are the HF model's own on that window, alone and unpadded
