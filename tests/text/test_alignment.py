@@ -554,6 +554,8 @@ _FIXED_TEXTS = [
     "",
     "x",
     "Tabs\tand\nnewlines\u2028and\u00a0nbsp.",
+    "\x00\x07",  # BERT's normalizer drops control characters: a sentence with no content piece
+    "x. \x07\x00. y",
 ]
 
 
