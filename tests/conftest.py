@@ -149,7 +149,8 @@ def _train_and_save(family: str, out: Path) -> Path:
             )
             model = GPT2Model(config)
     elif family == "xlnet":
-        specials = ["<pad>", "<unk>", "<s>", "</s>", "<sep>", "<cls>", "<mask>"]
+        # XLNet's own order: <unk> is id 0, which is what the Unigram model emits for unknowns.
+        specials = ["<unk>", "<s>", "</s>", "<cls>", "<sep>", "<pad>", "<mask>"]
         tok = Tokenizer(models.Unigram())
         tok.normalizer = normalizers.NFKC()
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
@@ -239,10 +240,28 @@ def hf_reference(model_dir: Path, text: str):
         model = AutoModel.from_pretrained(key, attn_implementation="eager").eval()
         _HF_CACHE[key] = (tok, model)
     tok, model = _HF_CACHE[key]
-    enc = tok(text, return_tensors="pt")
+    enc = tok(text, return_tensors="pt", return_special_tokens_mask=True)
+    special = enc.pop("special_tokens_mask")[0].tolist()
+    ids, _ = guard_injected(tok, enc["input_ids"][0].tolist(), None, special)
+    enc["input_ids"] = torch.tensor([ids])
     with torch.no_grad():
         out = model(**enc)
     return enc["input_ids"][0].numpy(), out.last_hidden_state[0].numpy()
 
 
 _HF_CACHE: dict[str, tuple] = {}
+
+
+def guard_injected(tok, ids: list[int], strings: list[str] | None, special: list[int]):
+    """The library's contract, restated: a content piece that the vocabulary maps to a special
+    id (text that spells "<cls>" in a vocabulary holding it as a piece) is fed to the model as
+    the unknown token, never as a boundary token."""
+    specials = set(tok.all_special_ids) - {tok.unk_token_id}
+    ids = list(ids)
+    strings = None if strings is None else list(strings)
+    for j, (i, m) in enumerate(zip(ids, special)):
+        if not m and i in specials:
+            ids[j] = tok.unk_token_id
+            if strings is not None:
+                strings[j] = tok.unk_token
+    return ids, strings

@@ -60,10 +60,21 @@ def tokenize_sentences(
         truncation=False,
         verbose=False,
     )
+    guarded = _injectable_ids(tokenizer)
+    unk_id, unk = tokenizer.unk_token_id, tokenizer.unk_token
     out: list[SentencePieces] = []
     for i, base in enumerate(char_offsets):
         ids = np.asarray(enc["input_ids"][i], dtype=np.int64)
         special = np.asarray(enc["special_tokens_mask"][i], dtype=bool)
+        strings = enc.tokens(i)
+        if len(guarded):
+            # A vocabulary that holds its special tokens as ordinary pieces (a Unigram model
+            # trained with them) can still match "<cls>" typed in a document: such a piece
+            # would act as a real boundary token. It becomes the unknown token instead.
+            injected = ~special & np.isin(ids, guarded)
+            if injected.any():
+                ids = np.where(injected, unk_id, ids)
+                strings = [unk if bad else t for t, bad in zip(strings, injected.tolist())]
         offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
         content = np.flatnonzero(~special)
         if len(content):
@@ -82,10 +93,18 @@ def tokenize_sentences(
                 ends=ends,
                 n_prefix=n_prefix,
                 n_suffix=n_suffix,
-                strings=enc.tokens(i),
+                strings=strings,
             )
         )
     return out
+
+
+def _injectable_ids(tokenizer: Any) -> IntArray:
+    """Special ids that text must never produce (all but the unknown token's)."""
+    if getattr(tokenizer, "unk_token_id", None) is None:
+        return np.zeros(0, dtype=np.int64)
+    ids = set(getattr(tokenizer, "all_special_ids", ())) - {tokenizer.unk_token_id}
+    return np.array(sorted(ids), dtype=np.int64)
 
 
 def class_token_position(tokenizer: Any) -> int | None:

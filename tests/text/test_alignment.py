@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import spacy
+from conftest import guard_injected
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -509,8 +510,11 @@ def check_doc(doc, tok) -> None:
     sent_starts = [0]
     for first, last, a, b in sents:
         enc = tok(text[a:b], return_offsets_mapping=True, return_special_tokens_mask=True)
-        ids.extend(enc["input_ids"])
-        strings.extend(enc.tokens())
+        guarded_ids, guarded_strings = guard_injected(
+            tok, enc["input_ids"], enc.tokens(), enc["special_tokens_mask"]
+        )
+        ids.extend(guarded_ids)
+        strings.extend(guarded_strings)
         for (s, e), special in zip(enc["offset_mapping"], enc["special_tokens_mask"]):
             is_boundary.append(bool(special))
             piece_tokens.append(

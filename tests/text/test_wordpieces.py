@@ -151,16 +151,16 @@ def test_literal_special_strings_add_no_boundary_tokens(family: str, tiny_dir: P
         assert sp.strings[len(sp) - sp.n_suffix :] == suffix
 
 
-# Boundary-type special ids must not appear among the content ids. Checked for the families
-# whose models cannot produce a special token from plain text; the tiny XLNet-style Unigram
-# vocabulary holds "<s>", "<sep>", "<cls>" as ordinary pieces and does produce them (see the
-# report that goes with these tests), so it is not listed here.
+# Boundary-type special ids must not appear among the content ids. The tiny XLNet-style Unigram
+# vocabulary holds "<s>", "<sep>", "<cls>" as ordinary pieces and matches them in plain text even
+# with split_special_tokens: the library maps such pieces to the unknown token.
 @pytest.mark.parametrize(
     ("fam", "literal"),
     [
         ("bert", "a [SEP] b [CLS] c [MASK] d"),
         ("roberta", "a <s> b </s> c <mask> d"),
         ("gpt2", "a <|endoftext|> b"),
+        ("xlnet", "p <cls> q <sep> r"),
     ],
 )
 def test_literal_special_strings_are_not_special_ids(
