@@ -10,27 +10,23 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import srsly
 from spacy.language import Language
-from spacy.pipeline import Pipe
 from spacy.tokens import Doc
-from spacy.util import minibatch
 
 from ..errors import MissingWordpieces
 from ..model.runner import SequenceOutput, TransformerRunner
 from ..model.source import DEFAULT_MODEL, resolve_model_dir
 from ..text.alignment import rebuild
 from ..text.batching import Window, make_batches, plan_windows, stitch
+from .base import BatchPipe
 from .extensions import DocWordpieces, TransformerOutputs, install_extensions, set_vector_hooks
 
 install_extensions()
 
-_HF_DIR = "transformer"
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
@@ -77,8 +73,10 @@ def make_tok2vec(
     )
 
 
-class TransformerTok2Vec(Pipe):
+class TransformerTok2Vec(BatchPipe):
     """spaCy component: wordpieces → transformer rows → ``doc.tensor``."""
+
+    hf_dir_name = "transformer"
 
     def __init__(self, vocab: Any, name: str = "trf_tok2vec", **cfg: Any) -> None:
         self.vocab = vocab
@@ -115,15 +113,6 @@ class TransformerTok2Vec(Pipe):
         return self.runner.width
 
     # --- processing ----------------------------------------------------------------------
-
-    def __call__(self, doc: Doc) -> Doc:
-        self.set_annotations([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        for docs in minibatch(stream, size=batch_size):
-            self.set_annotations(docs)
-            yield from docs
 
     def plan(self, docs: list[Doc]) -> tuple[list[Window], list[tuple[int, int]]]:
         """Every model input of ``docs``: windows, and per window its (doc, sentence)."""
@@ -218,32 +207,13 @@ class TransformerTok2Vec(Pipe):
 
     # --- serialization -------------------------------------------------------------------
 
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "cfg", self.cfg)
-        hf_dir = path / _HF_DIR
-        if hf_dir.exists():
-            shutil.rmtree(hf_dir)
+    def save_hf(self, hf_dir: Path) -> None:
         runner = self.runner
         runner.save(hf_dir)
         # The tokenizer's settings (model_max_length) travel with the weights.
-        for name in ("tokenizer_config.json",):
-            src = runner.model_dir / name
-            if src.exists():
-                shutil.copy(src, hf_dir / name)
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerTok2Vec:
-        path = Path(path)
-        self.cfg.update(srsly.read_json(path / "cfg"))
-        self.load(path / _HF_DIR)
-        return self
-
-    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
-        raise NotImplementedError("trf_tok2vec serializes to a directory: use nlp.to_disk()")
-
-    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> TransformerTok2Vec:
-        raise NotImplementedError("trf_tok2vec serializes to a directory: use spacy.load(dir)")
+        src = runner.model_dir / "tokenizer_config.json"
+        if src.exists():
+            shutil.copy(src, hf_dir / "tokenizer_config.json")
 
 
 def _wordpieces(doc: Doc, component: str) -> DocWordpieces:

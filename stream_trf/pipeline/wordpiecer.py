@@ -8,27 +8,22 @@ rebuild matrix that ``trf_tok2vec`` uses for ``doc.tensor``.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import srsly
 from spacy.attrs import IDX, IS_SPACE, LENGTH
 from spacy.language import Language
-from spacy.pipeline import Pipe
 from spacy.tokens import Doc
-from spacy.util import minibatch
 
 from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
 from ..text.alignment import align_pieces, invert, rebuild_matrix
 from ..text.wordpieces import SentencePieces, class_token_position, tokenize_sentences
+from .base import BatchPipe
 from .extensions import DocWordpieces, install_extensions
 
 install_extensions()
-
-_HF_DIR = "tokenizer"
 
 
 @Language.factory(
@@ -43,8 +38,10 @@ def make_wordpiecer(nlp: Language, name: str, model: str) -> TransformerWordpiec
     return TransformerWordpiecer(nlp.vocab, model=model, name=name)
 
 
-class TransformerWordpiecer(Pipe):
+class TransformerWordpiecer(BatchPipe):
     """spaCy component: sentences → wordpieces + alignment (``doc._.trf_data``)."""
+
+    hf_dir_name = "tokenizer"
 
     def __init__(
         self, vocab: Any, model: str = DEFAULT_MODEL, name: str = "trf_wordpiecer"
@@ -74,15 +71,6 @@ class TransformerWordpiecer(Pipe):
             self.load(resolve_model_dir(self.cfg["model"]))
 
     # --- processing ----------------------------------------------------------------------
-
-    def __call__(self, doc: Doc) -> Doc:
-        self.set_annotations([doc])
-        return doc
-
-    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        for docs in minibatch(stream, size=batch_size):
-            self.set_annotations(docs)
-            yield from docs
 
     def set_annotations(self, docs: list[Doc]) -> None:
         """Tokenize every sentence of ``docs`` in one tokenizer call, then align per doc."""
@@ -151,32 +139,12 @@ class TransformerWordpiecer(Pipe):
 
     # --- serialization -------------------------------------------------------------------
 
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "cfg", self.cfg)
-        hf_dir = path / _HF_DIR
-        if hf_dir.exists():
-            shutil.rmtree(hf_dir)
+    def save_hf(self, hf_dir: Path) -> None:
         tokenizer = self.tokenizer
         assert self._model_dir is not None
         tokenizer.save_pretrained(str(hf_dir))
         # The model's config names its family; the tokenizer directory stays self-describing.
         shutil.copy(self._model_dir / "config.json", hf_dir / "config.json")
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> TransformerWordpiecer:
-        path = Path(path)
-        self.cfg.update(srsly.read_json(path / "cfg"))
-        self.load(path / _HF_DIR)
-        return self
-
-    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
-        raise NotImplementedError("trf_wordpiecer serializes to a directory: use nlp.to_disk()")
-
-    def from_bytes(
-        self, bytes_data: bytes, *, exclude: Iterable[str] = ()
-    ) -> TransformerWordpiecer:
-        raise NotImplementedError("trf_wordpiecer serializes to a directory: use spacy.load(dir)")
 
 
 def _encodable_sentences(doc: Doc, component: str) -> list[tuple[int, int, int, int]]:
