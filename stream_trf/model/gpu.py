@@ -2,7 +2,7 @@
 
 The 2019 library ran cupy and PyTorch side by side, each with its own caching allocator, and
 the two caches fought over GPU memory until one ran out. Here cupy (when installed) allocates
-through PyTorch's caching allocator, and arrays cross between the two by DLPack, not copies.
+through PyTorch's caching allocator.
 Everything works without cupy and without a GPU.
 """
 
@@ -70,9 +70,3 @@ def to_host(tensor: torch.Tensor) -> Any:
         tensor = tensor.float()
     return tensor.detach().cpu().numpy()
 
-
-def to_cupy(tensor: torch.Tensor) -> Any:
-    """A CUDA tensor as a cupy array sharing its memory (DLPack, no copy)."""
-    import cupy
-
-    return cupy.from_dlpack(tensor.detach())

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class RunnerStats:
     real_wordpieces: int = 0
     padded_wordpieces: int = 0
     oom_splits: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 def _is_oom(err: BaseException) -> bool:
