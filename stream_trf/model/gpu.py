@@ -69,4 +69,3 @@ def to_host(tensor: torch.Tensor) -> Any:
     if tensor.dtype in (torch.float16, torch.bfloat16):
         tensor = tensor.float()
     return tensor.detach().cpu().numpy()
-

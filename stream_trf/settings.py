@@ -1,0 +1,157 @@
+"""One settings object for the worker: command-line flags, then ``STREAM_TRF_*`` environment
+variables, then defaults. No other module reads the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from .model.source import DEFAULT_MODEL
+
+ENV_PREFIX = "STREAM_TRF_"
+
+
+def _f(
+    default: Any, help: str, *, flag: str | None = None, choices: tuple[str, ...] | None = None
+) -> Any:
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where
+    broker: str = _f(
+        "kafka://127.0.0.1:9092", "broker URL list, e.g. kafka://a:9092;kafka://b:9092"
+    )
+    input_topic: str = _f("stream-trf-input", "topic the documents arrive on")
+    output_topic: str = _f("stream-trf-enriched", "topic the enriched records go to")
+    dlq_topic: str = _f("stream-trf-dead-letters", "topic for records that cannot be enriched")
+    group_id: str = _f("stream-trf", "consumer group; workers with the same id share partitions")
+    partitions: int = _f(4, "partitions of topics the worker creates (the unit of scale-out)")
+    # What
+    model: str = _f(DEFAULT_MODEL, "model name, HF directory or saved stream_trf pipeline")
+    # Batching
+    max_batch: int = _f(256, "most documents buffered into one batch")
+    batch_within: float = _f(0.5, "seconds to wait for a batch to fill before processing it anyway")
+    words_per_batch: int = _f(3000, "most padded wordpieces in one transformer sub-batch")
+    max_text_chars: int = _f(1_000_000, "longer texts become dead letters (text_too_long)")
+    # Heavy output fields
+    emit_tokens: bool = _f(False, "add token texts and per-token vectors to enriched records")
+    emit_wordpieces: bool = _f(False, "add wordpieces and the token alignment to enriched records")
+    # Consumer-group timing. Tansu (the embedded broker) holds a JoinGroup for half the session
+    # timeout; faust's own default (60 s) made the first join take 30 s.
+    session_timeout: float = _f(10.0, "consumer session timeout in seconds")
+    heartbeat_interval: float = _f(2.0, "consumer heartbeat interval in seconds")
+    rebalance_timeout: float = _f(30.0, "seconds members get to rejoin during a rebalance")
+    commit_interval: float = _f(1.0, "seconds between offset commits (of acknowledged work only)")
+    # Security, passed through to the Kafka clients
+    security_protocol: str = _f(
+        "PLAINTEXT",
+        "Kafka security protocol",
+        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
+    )
+    ssl_cafile: str = _f("", "CA bundle for TLS")
+    ssl_certfile: str = _f("", "client certificate for TLS")
+    ssl_keyfile: str = _f("", "client key for TLS")
+    sasl_mechanism: str = _f(
+        "PLAIN", "SASL mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+    )
+    sasl_username: str = _f("", "SASL user name")
+    sasl_password: str = _f("", "SASL password (prefer the environment variable)")
+    # Operations
+    web_port: int = _f(0, "port of the worker's web server (0: off)")
+    web_host: str = _f("127.0.0.1", "address the web server binds to")
+    log_level: str = _f("info", "log level", choices=("debug", "info", "warn", "error"))
+    data_dir: str = _f("", "faust's data directory (default: a temporary one)")
+
+    @classmethod
+    def from_sources(
+        cls, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Flags beat the environment, which beats the defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw: Any = None
+            if args is not None and getattr(args, f.name, None) is not None:
+                raw = getattr(args, f.name)
+            elif ENV_PREFIX + f.name.upper() in env:
+                raw = env[ENV_PREFIX + f.name.upper()]
+            if raw is not None:
+                values[f.name] = _coerce(raw, f.default, f.name)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name}={getattr(self, f.name)!r}: choose one of {choices}")
+        if self.max_batch < 1 or self.words_per_batch < 1 or self.max_text_chars < 1:
+            raise ValueError("max_batch, words_per_batch and max_text_chars must be positive")
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            raise ValueError("heartbeat_interval must be at most a third of session_timeout")
+
+    def broker_urls(self) -> list[str]:
+        return [u.strip() for u in self.broker.replace(",", ";").split(";") if u.strip()]
+
+    def bootstrap_servers(self) -> list[str]:
+        return [u.split("://", 1)[-1] for u in self.broker_urls()]
+
+    def public(self) -> dict[str, Any]:
+        """The settings with secrets masked, for logs and the startup banner."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if out["sasl_password"]:
+            out["sasl_password"] = "***"
+        return out
+
+
+def _coerce(raw: Any, default: Any, name: str) -> Any:
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a boolean")
+    try:
+        return type(default)(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={raw!r}: expected {type(default).__name__}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Flags for every setting (defaults shown come from the environment at run time)."""
+    for f in fields(Settings):
+        if only is not None and f.name not in only:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        help_text = f"{f.metadata['help']} [env {env}; default {f.default!r}]"
+        if isinstance(f.default, bool):
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                type=type(f.default),
+                default=None,
+                choices=f.metadata.get("choices"),
+                help=help_text,
+            )

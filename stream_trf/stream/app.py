@@ -1,0 +1,195 @@
+"""The faust worker: one agent that buffers the input topic, enriches in a thread, publishes.
+
+At least once, nothing lost:
+
+* ``stream.take_events`` buffers up to ``max_batch`` records or ``batch_within`` seconds (it
+  never stalls), and acks a buffer's events only when the agent comes back for the next one;
+* the agent comes back only after every output of the buffer (enriched record or dead letter)
+  has been acknowledged by the broker — publishing retries with backoff until it is;
+* faust commits acked offsets only. A worker killed mid-batch leaves the batch uncommitted, and
+  its records are enriched again by whoever gets the partition (duplicates carry the same
+  ``source``).
+
+The model runs in a single worker thread, so fetching, heartbeats and publishing go on while it
+computes. On SIGTERM the in-flight batch is finished and published before the agent stops,
+then faust commits and leaves the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import ssl
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+
+from ..settings import Settings
+from .processor import BatchProcessor, Output, RawMessage
+from .records import Source
+
+log = logging.getLogger("stream_trf.worker")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def broker_credentials(settings: Settings) -> Any:
+    """faust credentials for TLS and SASL, from the settings (None for PLAINTEXT)."""
+    protocol = settings.security_protocol
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
+        if settings.ssl_certfile:
+            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        if settings.sasl_mechanism == "PLAIN":
+            return faust.SASLCredentials(
+                username=settings.sasl_username,
+                password=settings.sasl_password,
+                ssl_context=context,
+            )
+        from faust.auth import SASLCredentials
+
+        return SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password,
+            ssl_context=context,
+            mechanism=settings.sasl_mechanism,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+class Publisher:
+    """Publishes outputs and waits for the broker's acknowledgement, retrying until it comes."""
+
+    def __init__(self, output: Any, dlq: Any, max_delay: float = 30.0) -> None:
+        self.output = output
+        self.dlq = dlq
+        self.max_delay = max_delay
+        self.retries = 0
+
+    async def publish(self, outputs: list[Output]) -> None:
+        pending = list(outputs)
+        delay = 0.25
+        while pending:
+            futures = []
+            for o in pending:
+                topic = self.output if o.kind == "enriched" else self.dlq
+                try:
+                    futures.append(await topic.send(key=o.key, value=o.value))
+                except Exception as err:  # the send itself failed: retry it with the rest
+                    futures.append(_failed(err))
+            results = await asyncio.gather(*futures, return_exceptions=True)
+            failed = [o for o, r in zip(pending, results) if isinstance(r, BaseException)]
+            if failed:
+                first = next(r for r in results if isinstance(r, BaseException))
+                self.retries += 1
+                log.warning(
+                    "broker did not acknowledge %d of %d records (%s: %s); retrying in %.1fs",
+                    len(failed),
+                    len(pending),
+                    type(first).__name__,
+                    first,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+            pending = failed
+
+
+def _failed(err: BaseException) -> asyncio.Future[Any]:
+    fut: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
+    fut.set_exception(err)
+    return fut
+
+
+def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
+    """The faust app with the enrichment agent, wired to ``processor``."""
+    data_dir = settings.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
+    app = faust.App(
+        settings.group_id,
+        broker=settings.broker_urls(),
+        broker_credentials=broker_credentials(settings),
+        value_serializer="raw",
+        key_serializer="raw",
+        store="memory://",
+        datadir=data_dir,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=settings.heartbeat_interval,
+        broker_rebalance_timeout=settings.rebalance_timeout,
+        broker_commit_interval=settings.commit_interval,
+        producer_acks=-1,
+        web_enabled=settings.web_port > 0,
+        web_port=settings.web_port or 6066,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+    )
+    topic_kwargs: dict[str, Any] = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "partitions": settings.partitions,
+    }
+    source_topic = app.topic(settings.input_topic, **topic_kwargs)
+    output_topic = app.topic(settings.output_topic, **topic_kwargs)
+    dlq_topic = app.topic(settings.dlq_topic, **topic_kwargs)
+    publisher = Publisher(output_topic, dlq_topic)
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-trf-model")
+    state = {"started": time.time(), "last_log": time.time()}
+
+    @app.task
+    async def declare_topics() -> None:
+        for topic in (source_topic, output_topic, dlq_topic):
+            await topic.maybe_declare()
+
+    async def handle(messages: list[RawMessage]) -> None:
+        loop = asyncio.get_running_loop()
+        outputs = await loop.run_in_executor(executor, processor.process, messages)
+        await publisher.publish(outputs)
+        now = time.time()
+        if now - state["last_log"] > 10:
+            state["last_log"] = now
+            s = processor.stats
+            log.info(
+                "%d records: %d enriched, %d dead letters, %.0f words/s",
+                s.records,
+                s.enriched,
+                s.dead_letters,
+                s.words / max(now - state["started"], 1e-9),
+            )
+
+    @app.agent(source_topic, name="enrich", concurrency=1)
+    async def enrich(stream: Any) -> None:
+        async for events in stream.take_events(settings.max_batch, within=settings.batch_within):
+            messages = [
+                RawMessage(
+                    value=e.message.value,
+                    source=Source(e.message.topic, e.message.partition, e.message.offset),
+                    timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
+                )
+                for e in events
+            ]
+            task = asyncio.ensure_future(handle(messages))
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                # Stopping (SIGTERM): finish this batch and publish it before the events are
+                # acked and committed, then let the agent stop.
+                log.info("stopping: finishing the in-flight batch of %d records", len(messages))
+                await task
+                raise
+
+    return app

@@ -1,0 +1,83 @@
+"""A processed doc → the enriched record (a dict, then orjson bytes).
+
+The light fields are always there; the heavy ones (tokens and their vectors, wordpieces,
+alignment) only when the settings ask for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+from spacy.tokens import Doc
+
+from .records import InputRecord
+
+ENRICHED_SCHEMA = "stream_trf/enriched/v1"
+_ORJSON_OPTS = orjson.OPT_SERIALIZE_NUMPY
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class HeavyFields:
+    tokens: bool = False  # token texts and their doc.tensor rows
+    wordpieces: bool = False  # wordpiece strings and the token → wordpiece alignment
+
+
+def enrich(
+    doc: Doc,
+    record: InputRecord,
+    model: ModelInfo,
+    timings: dict[str, float],
+    heavy: HeavyFields | None = None,
+    worker: str = "",
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "schema": ENRICHED_SCHEMA,
+        "id": record.id,
+        "meta": record.meta,
+        "model": {"name": model.name, "version": model.version},
+        "source": record.source.as_dict(),
+        "sentences": [[s.start_char, s.end_char] for s in doc.sents] if len(doc) else [],
+        "n_tokens": len(doc),
+        "n_words": sum(1 for t in doc if not (t.is_space or t.is_punct)),
+        "n_wordpieces": len(doc._.trf_word_pieces),
+        "windowed_wordpieces": int(doc._.trf_windowed_wordpieces),
+        "doc_vector": np.asarray(doc.vector, dtype=np.float32),
+    }
+    if doc.cats:
+        label = max(doc.cats, key=doc.cats.__getitem__)
+        out["cats"] = {k: float(v) for k, v in doc.cats.items()}
+        out["label"] = label
+        out["score"] = float(doc.cats[label])
+    if record.prediction is not None:
+        production: dict[str, Any] = {
+            "label": record.prediction.label,
+            "score": record.prediction.score,
+            "agrees": None,
+        }
+        if doc.cats and record.prediction.label in doc.cats:
+            production["agrees"] = record.prediction.label == out["label"]
+        out["production"] = production
+    heavy = heavy or HeavyFields()
+    if heavy.tokens:
+        out["tokens"] = [t.text for t in doc]
+        out["token_vectors"] = np.asarray(doc.tensor, dtype=np.float32)
+    if heavy.wordpieces:
+        out["wordpieces"] = list(doc._.trf_word_pieces_)
+        out["alignment"] = doc._.trf_alignment
+    out["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    if worker:
+        out["worker"] = worker
+    return out
+
+
+def dumps(record: dict[str, Any]) -> bytes:
+    return orjson.dumps(record, option=_ORJSON_OPTS)

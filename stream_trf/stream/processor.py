@@ -1,0 +1,149 @@
+"""One buffer of raw messages → one output per message (enriched record or dead letter).
+
+Synchronous and broker-free: the worker runs it in a thread, tests run it directly. Model
+failures are contained by bisection: a failing batch is split in halves until the record that
+fails alone is found; that record becomes a dead letter and the rest go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .enrich import HeavyFields, ModelInfo, dumps, enrich
+from .records import InputRecord, InvalidRecord, Source, dead_letter, parse
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    value: bytes | None
+    source: Source
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Output:
+    """What to publish for one input message."""
+
+    kind: str  # "enriched" or "dead_letter"
+    key: bytes | None
+    value: bytes
+    source: Source
+    record_id: str | None = None
+
+
+@dataclass
+class ProcessorStats:
+    records: int = 0
+    enriched: int = 0
+    dead_letters: int = 0
+    model_failures: int = 0
+    words: int = 0
+    batches: int = 0
+    dead_letter_kinds: dict[str, int] = field(default_factory=dict)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        nlp: Any,
+        model: ModelInfo,
+        *,
+        max_text_chars: int = 1_000_000,
+        heavy: HeavyFields | None = None,
+        worker: str = "",
+        batch_size: int = 256,
+    ) -> None:
+        self.nlp = nlp
+        self.model = model
+        self.max_text_chars = max_text_chars
+        self.heavy = heavy or HeavyFields()
+        self.worker = worker
+        self.batch_size = batch_size
+        self.stats = ProcessorStats()
+
+    def process(self, messages: list[RawMessage]) -> list[Output]:
+        started = time.time()
+        outputs: list[Output | None] = [None] * len(messages)
+        valid: list[tuple[int, InputRecord]] = []
+        for i, msg in enumerate(messages):
+            try:
+                valid.append(
+                    (
+                        i,
+                        parse(
+                            msg.value,
+                            msg.source,
+                            max_text_chars=self.max_text_chars,
+                            timestamp_ms=msg.timestamp_ms,
+                        ),
+                    )
+                )
+            except InvalidRecord as err:
+                outputs[i] = self._dead(msg.value, msg.source, err.kind, err.message)
+        for i, out in self._run(valid, started):
+            outputs[i] = out
+        self.stats.records += len(messages)
+        self.stats.batches += 1
+        assert all(o is not None for o in outputs)
+        return [o for o in outputs if o is not None]
+
+    def _run(
+        self, items: list[tuple[int, InputRecord]], started: float
+    ) -> list[tuple[int, Output]]:
+        if not items:
+            return []
+        t0 = time.time()
+        try:
+            docs = list(self.nlp.pipe([r.text for _, r in items], batch_size=self.batch_size))
+        except Exception as err:  # contained: split, and dead-letter what fails alone
+            if len(items) == 1:
+                i, record = items[0]
+                self.stats.model_failures += 1
+                log.exception("record %s failed in the model", record.id)
+                return [
+                    (
+                        i,
+                        self._dead(
+                            record.raw, record.source, "model_error", f"{type(err).__name__}: {err}"
+                        ),
+                    )
+                ]
+            log.warning("batch of %d failed (%s): splitting", len(items), type(err).__name__)
+            half = len(items) // 2
+            return self._run(items[:half], started) + self._run(items[half:], started)
+        model_s = time.time() - t0
+        per_doc_ms = 1000 * model_s / len(items)
+        done = time.time()
+        out = []
+        for (i, record), doc in zip(items, docs):
+            timings = {"model_ms": per_doc_ms, "batch_ms": 1000 * (done - started)}
+            if record.timestamp_ms is not None:
+                timings["ingested_at_ms"] = float(record.timestamp_ms)
+                timings["queued_ms"] = max(0.0, started * 1000 - record.timestamp_ms)
+            enriched = enrich(doc, record, self.model, timings, self.heavy, self.worker)
+            self.stats.words += enriched["n_words"]
+            self.stats.enriched += 1
+            out.append(
+                (
+                    i,
+                    Output(
+                        "enriched",
+                        record.id.encode("utf-8"),
+                        dumps(enriched),
+                        record.source,
+                        record.id,
+                    ),
+                )
+            )
+        return out
+
+    def _dead(self, raw: bytes | None, source: Source, kind: str, message: str) -> Output:
+        self.stats.dead_letters += 1
+        self.stats.dead_letter_kinds[kind] = self.stats.dead_letter_kinds.get(kind, 0) + 1
+        value = dumps(dead_letter(raw, source, kind, message, worker=self.worker))
+        return Output("dead_letter", None, value, source)

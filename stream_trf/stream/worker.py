@@ -1,0 +1,120 @@
+"""Starting and running a worker: wait for the broker, load the model, run the faust app."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from ..settings import Settings
+from .enrich import HeavyFields, ModelInfo
+from .processor import BatchProcessor
+
+log = logging.getLogger("stream_trf.worker")
+
+
+def model_info(nlp: Any, name: str) -> ModelInfo:
+    """The model's name and a version that changes whenever its weights do."""
+    runner = nlp.get_pipe("trf_tok2vec").runner
+    digest = hashlib.sha256()
+    for f in sorted(Path(runner.model_dir).glob("*.safetensors")) + sorted(
+        Path(runner.model_dir).glob("*.bin")
+    ):
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(chunk)
+    version = nlp.meta.get("version") or "0.0.0"
+    return ModelInfo(name=Path(name).name or name, version=f"{version}+{digest.hexdigest()[:12]}")
+
+
+def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Security settings in aiokafka's terms (for the plain clients: produce, consume, probe)."""
+    from .app import broker_credentials
+
+    kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers()}
+    if settings.security_protocol != "PLAINTEXT":
+        kwargs["security_protocol"] = settings.security_protocol
+        creds = broker_credentials(settings)
+        context = getattr(creds, "context", None) or getattr(creds, "ssl_context", None)
+        if context is not None:
+            kwargs["ssl_context"] = context
+        if settings.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = settings.sasl_mechanism
+            kwargs["sasl_plain_username"] = settings.sasl_username
+            kwargs["sasl_plain_password"] = settings.sasl_password
+    return kwargs
+
+
+async def wait_for_broker(settings: Settings, *, max_wait: float | None = None) -> float:
+    """Block until the broker answers a metadata request; retry with backoff, saying why."""
+    from aiokafka import AIOKafkaClient
+
+    t0 = time.monotonic()
+    delay, attempt = 0.5, 0
+    while True:
+        attempt += 1
+        client = AIOKafkaClient(**kafka_client_kwargs(settings), request_timeout_ms=5000)
+        try:
+            await client.bootstrap()
+            return time.monotonic() - t0
+        except Exception as err:
+            waited = time.monotonic() - t0
+            if max_wait is not None and waited + delay > max_wait:
+                raise ConnectionError(
+                    f"cannot reach the broker at {settings.broker} after {waited:.0f}s "
+                    f"({type(err).__name__}: {err})"
+                ) from err
+            log.warning(
+                "cannot reach the broker at %s (%s); retrying in %.1fs (attempt %d). Start one "
+                "with `stream-trf broker` or set --broker / STREAM_TRF_BROKER.",
+                settings.broker,
+                type(err).__name__,
+                delay,
+                attempt,
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 15.0)
+        finally:
+            await client.close()
+
+
+def build_processor(settings: Settings) -> BatchProcessor:
+    import stream_trf
+
+    from .app import worker_name
+
+    nlp = stream_trf.load(settings.model, words_per_batch=settings.words_per_batch)
+    return BatchProcessor(
+        nlp,
+        model_info(nlp, settings.model),
+        max_text_chars=settings.max_text_chars,
+        heavy=HeavyFields(tokens=settings.emit_tokens, wordpieces=settings.emit_wordpieces),
+        worker=worker_name(),
+        batch_size=settings.max_batch,
+    )
+
+
+def run_worker(settings: Settings) -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    import faust
+
+    from .app import build_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper().replace("WARN", "WARNING"),
+        format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+    )
+    log.info("settings: %s", settings.public())
+    # One event loop for the whole process: the broker probe, then faust.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(wait_for_broker(settings))
+    processor = build_processor(settings)
+    log.info("model %s %s loaded", processor.model.name, processor.model.version)
+    app = build_app(settings, processor)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
