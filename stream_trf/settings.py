@@ -97,6 +97,12 @@ class Settings:
                 raise ValueError(f"{f.name}={getattr(self, f.name)!r}: choose one of {choices}")
         if self.max_batch < 1 or self.words_per_batch < 1 or self.max_text_chars < 1:
             raise ValueError("max_batch, words_per_batch and max_text_chars must be positive")
+        if not self.broker_urls():
+            raise ValueError("broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)")
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {self.partitions}")
+        if not 0 <= self.web_port <= 65535:
+            raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")
         if self.heartbeat_interval * 3 > self.session_timeout:
             raise ValueError("heartbeat_interval must be at most a third of session_timeout")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ import numpy as np
 from ..settings import Settings
 from . import clients
 from .broker import EmbeddedBroker
+from .local import WorkerProcess
 
 
 def sample_records() -> list[bytes]:
@@ -42,23 +42,6 @@ def _with_new_ids(lines: list[bytes], round_: int) -> list[bytes]:
         except Exception:
             out.append(line)
     return out
-
-
-READY_MARKER = b"[^Worker]: Ready"
-
-
-def wait_until_ready(
-    log_file: Path, worker: subprocess.Popen[bytes], timeout: float = 180.0
-) -> float:
-    """Wait for a worker process to say it is ready (model loaded, partitions assigned)."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if worker.poll() is not None:
-            raise RuntimeError(f"the worker exited with code {worker.returncode}; see {log_file}")
-        if log_file.exists() and READY_MARKER in log_file.read_bytes():
-            return time.monotonic() - t0
-        time.sleep(0.1)
-    raise TimeoutError(f"the worker was not ready after {timeout:.0f}s; see {log_file}")
 
 
 def _line(rec: dict[str, Any], now_ms: float) -> str:
@@ -99,29 +82,13 @@ def run_demo(args: argparse.Namespace) -> int:
                 settings, [settings.input_topic, settings.output_topic, settings.dlq_topic], 4
             )
         )
-        env = dict(
-            os.environ,
-            STREAM_TRF_BROKER=broker.url,
-            STREAM_TRF_MODEL=args.model,
-            STREAM_TRF_SESSION_TIMEOUT="4",
-            STREAM_TRF_HEARTBEAT_INTERVAL="1",
-            STREAM_TRF_LOG_LEVEL="info",
-            HF_HUB_OFFLINE="1",
-            TOKENIZERS_PARALLELISM="false",
-        )
-        with open(log_dir / "worker.log", "wb") as wlog:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "stream_trf", "worker"],
-                env=env,
-                stdout=wlog,
-                stderr=subprocess.STDOUT,
-            )
+        worker = WorkerProcess(settings, log_dir / "worker.log")
         print(
             f"  worker   pid {worker.pid}: loading the model and joining the group ...",
             end="",
             flush=True,
         )
-        ready_s = wait_until_ready(log_dir / "worker.log", worker)
+        ready_s = worker.wait_ready()
         print(f" ready in {ready_s:.1f}s")
         t0 = time.time()
         keys: list[bytes | None] = []
@@ -134,23 +101,21 @@ def run_demo(args: argparse.Namespace) -> int:
         print(f"  produced {len(values)} records to {settings.input_topic}\n")
         try:
             results = asyncio.run(
-                _watch(settings, len(values), worker, tqdm, verbose=len(values) <= 200)
+                _watch(settings, len(values), worker.proc, tqdm, verbose=len(values) <= 200)
             )
         finally:
             if not args.keep_running:
-                worker.terminate()
                 try:
-                    worker.wait(timeout=60)
+                    worker.terminate()
                 except subprocess.TimeoutExpired:
-                    worker.kill()
+                    worker.stop()
         elapsed = time.time() - t0
         if args.keep_running:
             print(f"\nbroker {broker.url} and worker pid {worker.pid} keep running; Ctrl-C to stop")
             try:
-                worker.wait()
+                worker.proc.wait()
             except KeyboardInterrupt:
                 worker.terminate()
-                worker.wait()
     enriched = [r for r in results if "error" not in r]
     dead = [r for r in results if "error" in r]
     latencies = [

@@ -3,20 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import orjson
 
 from stream_trf.settings import Settings
 from stream_trf.stream import clients
-from stream_trf.stream.demo import wait_until_ready
 
 # Group timing for tests: Tansu holds a JoinGroup for half the session timeout.
 FAST_GROUP = {"session_timeout": 4.0, "heartbeat_interval": 1.0, "rebalance_timeout": 10.0}
@@ -55,49 +49,6 @@ def produce_json(settings: Settings, records: list[dict[str, Any]]) -> None:
 
 def produce_raw(settings: Settings, values: list[bytes]) -> None:
     asyncio.run(clients.produce(settings, settings.input_topic, values))
-
-
-def env_for(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    for name, value in settings.public().items():
-        if name == "sasl_password":
-            continue
-        env["STREAM_TRF_" + name.upper()] = str(value)
-    return env
-
-
-class WorkerProcess:
-    """`stream-trf worker` in its own process, configured through the environment."""
-
-    def __init__(self, settings: Settings, log_file: Path) -> None:
-        self.settings = settings
-        self.log_file = log_file
-        with open(log_file, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "stream_trf", "worker"],
-                env=env_for(settings),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def wait_ready(self, timeout: float = 120.0) -> float:
-        return wait_until_ready(self.log_file, self.proc, timeout)
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=timeout)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=30)
 
 
 def consume_until(

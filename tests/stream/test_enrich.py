@@ -49,9 +49,7 @@ def tokenizer(bert_dir: Path) -> Any:
 
 
 def _record(text: str, **extra: Any) -> Any:
-    return parse(
-        orjson.dumps({"id": "doc-1", "text": text, **extra}), SOURCE, max_text_chars=10**6
-    )
+    return parse(orjson.dumps({"id": "doc-1", "text": text, **extra}), SOURCE, max_text_chars=10**6)
 
 
 def _round_trip(rec: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +170,9 @@ def test_heavy_wordpiece_fields_equal_the_tokenizer(nlp: Any, tokenizer: Any, te
     out = _round_trip(enrich(doc, _record(text), MODEL, {}, HeavyFields(wordpieces=True)))
     ref = nlp(text)
     expected = [
-        piece for ids in _sentence_pieces(tokenizer, ref) for piece in tokenizer.convert_ids_to_tokens(ids)
+        piece
+        for ids in _sentence_pieces(tokenizer, ref)
+        for piece in tokenizer.convert_ids_to_tokens(ids)
     ]
     assert out["wordpieces"] == expected
     assert out["alignment"] == ref._.trf_alignment
