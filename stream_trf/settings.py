@@ -98,7 +98,9 @@ class Settings:
         if self.max_batch < 1 or self.words_per_batch < 1 or self.max_text_chars < 1:
             raise ValueError("max_batch, words_per_batch and max_text_chars must be positive")
         if not self.broker_urls():
-            raise ValueError("broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)")
+            raise ValueError(
+                "broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)"
+            )
         if self.partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {self.partitions}")
         if not 0 <= self.web_port <= 65535:
