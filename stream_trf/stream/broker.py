@@ -47,25 +47,28 @@ class EmbeddedBroker:
     """``with EmbeddedBroker() as broker: broker.url`` → ``kafka://127.0.0.1:PORT``."""
 
     def __init__(
-        self, port: int = 0, host: str = "127.0.0.1", log_file: Path | None = None
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        log_file: Path | None = None,
+        advertised_port: int | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        # Clients connect to the advertised address: a proxy there can cut the broker off.
+        self.advertised_port = advertised_port or self.port
         self.log_file = log_file
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"kafka://{self.host}:{self.port}"
-
-    @property
-    def bootstrap(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"kafka://{self.host}:{self.advertised_port}"
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
         if port_open(self.host, self.port):
             raise BrokerError(f"port {self.port} on {self.host} is already in use")
         listener = f"tcp://{self.host}:{self.port}"
+        advertised = f"tcp://{self.host}:{self.advertised_port}"
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
             [
@@ -74,7 +77,7 @@ class EmbeddedBroker:
                 "--listener-url",
                 listener,
                 "--advertised-listener-url",
-                listener,
+                advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ],

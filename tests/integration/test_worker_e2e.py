@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from pathlib import Path
 
 import jsonschema
@@ -10,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 from worker_harness import (
-    WorkerProcess,
+    TcpProxy,
     consume_until,
     create_topics,
     fresh_settings,
@@ -24,6 +25,7 @@ import stream_trf
 from stream_trf import schemas
 from stream_trf.stream import clients
 from stream_trf.stream.broker import EmbeddedBroker, free_port
+from stream_trf.stream.local import WorkerProcess
 
 WORDS = [
     "alpha",
@@ -159,3 +161,41 @@ def test_unreachable_broker_at_start_is_retried(tiny_bert, tmp_path: Path) -> No
             assert worker.terminate() == 0
     finally:
         worker.stop()
+
+
+def test_broker_that_goes_away_and_comes_back_needs_no_worker_restart(
+    tiny_bert, tmp_path: Path
+) -> None:
+    """The worker reaches the broker through a proxy; cutting the proxy makes the broker vanish
+    (every connection dropped, nothing listening) with its storage intact, as a broker restart
+    or a network partition would."""
+    public_port = free_port()
+    with EmbeddedBroker(advertised_port=public_port) as broker:
+        proxy = TcpProxy(public_port, broker.port)
+        proxy.restore()
+        settings = fresh_settings(broker.url, tiny_bert)
+        create_topics(settings)
+        worker = WorkerProcess(settings, tmp_path / "worker.log")
+        try:
+            worker.wait_ready()
+            before = _docs(30, prefix="before")
+            produce_json(settings, before)
+            out = consume_until(
+                settings, settings.output_topic, lambda r: ids_of(r) >= ids_of(before)
+            )
+            assert ids_of(out) == ids_of(before)
+            proxy.cut()
+            assert wait_for(lambda: "Connect call failed" in worker.log(), timeout=30)
+            time.sleep(8)  # longer than the session timeout: the group forgets the member
+            assert worker.proc.poll() is None, "the worker keeps running without its broker"
+            proxy.restore()
+            after = _docs(30, prefix="after")
+            produce_json(settings, after)
+            out = consume_until(
+                settings, settings.output_topic, lambda r: ids_of(r) >= ids_of(after), timeout=120
+            )
+            assert ids_of(out) >= ids_of(before) | ids_of(after)
+            assert worker.terminate() == 0
+        finally:
+            worker.stop()
+            proxy.close()

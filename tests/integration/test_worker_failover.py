@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from worker_harness import (
-    WorkerProcess,
     consume_until,
     create_topics,
     fresh_settings,
@@ -17,6 +16,7 @@ from worker_harness import (
 
 from stream_trf.stream import clients
 from stream_trf.stream.broker import EmbeddedBroker
+from stream_trf.stream.local import WorkerProcess
 
 
 @pytest.fixture(scope="module")
