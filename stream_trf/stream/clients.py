@@ -11,6 +11,9 @@ from typing import Any
 import orjson
 
 from ..settings import Settings
+from .records import Source
+
+_NOWHERE = Source("", 0, 0)
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int) -> None:
@@ -102,7 +105,7 @@ async def consume(
             batch = await consumer.getmany(timeout_ms=200, max_records=1000)
             for msgs in batch.values():
                 for m in msgs:
-                    rec = orjson.loads(m.value)
+                    rec = _decode(m.value)
                     rec["_kafka"] = {
                         "partition": m.partition,
                         "offset": m.offset,
@@ -122,14 +125,30 @@ async def consume(
     return records
 
 
+def _decode(value: bytes | None) -> dict[str, Any]:
+    """A record's JSON object; anything else is wrapped, never a crash."""
+    try:
+        obj = orjson.loads(value) if value else None
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        return obj
+    from .records import dead_letter
+
+    return {"_not_a_json_object": dead_letter(value, _NOWHERE, "", "")["raw"]}
+
+
 def duplicates(records: list[dict[str, Any]]) -> int:
-    """Records that repeat an earlier record's source (same input topic, partition, offset)."""
-    seen: set[tuple[str, int, int]] = set()
+    """Records that repeat an earlier record's source (same input topic, partition, offset).
+    Records without a source (not written by a worker) are not counted."""
+    seen: set[tuple[Any, Any, Any]] = set()
     dup = 0
     for r in records:
-        src = r.get("source") or {}
+        src = r.get("source")
+        if not isinstance(src, dict):
+            continue
         key = (src.get("topic"), src.get("partition"), src.get("offset"))
         if key in seen:
             dup += 1
-        seen.add(key)  # type: ignore[arg-type]
+        seen.add(key)
     return dup

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 from ..settings import ENV_PREFIX, Settings
+from .worker import READY_LINE
 
-READY_MARKER = b"[^Worker]: Ready"
+READY_MARKER = READY_LINE.encode()
 
 
 def env_for(settings: Settings) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,10 @@ from .enrich import HeavyFields, ModelInfo
 from .processor import BatchProcessor
 
 log = logging.getLogger("stream_trf.worker")
+
+# Written to stderr once the worker has its partitions, whatever the log level: what the demo,
+# the benchmarks and the tests wait for.
+READY_LINE = "stream-trf worker ready"
 
 
 def model_info(nlp: Any, name: str) -> ModelInfo:
@@ -115,6 +120,13 @@ def run_worker(settings: Settings) -> int:
     processor = build_processor(settings)
     log.info("model %s %s loaded", processor.model.name, processor.model.version)
     app = build_app(settings, processor)
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+
+    class Worker(faust.Worker):
+        async def on_startup_finished(self) -> None:
+            await super().on_startup_finished()
+            sys.stderr.write(f"{READY_LINE} (group {settings.group_id})\n")
+            sys.stderr.flush()
+
+    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
