@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import shutil
 import time
+import weakref
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -24,6 +27,7 @@ from ..text.alignment import rebuild
 from ..text.batching import Window, make_batches, plan_windows, stitch
 from .base import BatchPipe
 from .extensions import DocWordpieces, TransformerOutputs, install_extensions, set_vector_hooks
+from .training import OptimizerSettings, PendingBackward, TorchOptimizer
 
 install_extensions()
 
@@ -36,6 +40,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "output_hidden_states": False,
     "output_attentions": False,
     "device": "auto",
+    # Training through nlp.update (see pipeline/training.py)
+    "grad_factor": 1.0,
+    "learn_rate": 5e-5,
+    "warmup_steps": 0,
+    "total_steps": 0,
+    "weight_decay": 0.01,
+    "grad_clip": 1.0,
 }
 
 
@@ -50,6 +61,12 @@ def make_tok2vec(
     output_hidden_states: bool,
     output_attentions: bool,
     device: str,
+    grad_factor: float,
+    learn_rate: float,
+    warmup_steps: int,
+    total_steps: int,
+    weight_decay: float,
+    grad_clip: float,
 ) -> TransformerTok2Vec:
     """Run the transformer per sentence and set ``doc.tensor`` (one row per spaCy token).
 
@@ -59,9 +76,14 @@ def make_tok2vec(
     window_overlap: wordpieces shared by consecutive windows of an over-long sentence.
     output_hidden_states / output_attentions: keep every layer's rows / attention weights.
     device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
+    grad_factor: scales the gradients listeners send back; 0 freezes the transformer (no
+        transformer gradients are computed at all).
+    learn_rate / warmup_steps / total_steps / weight_decay / grad_clip: the transformer's own
+        AdamW, linear warm-up then linear decay to 0 at total_steps (0: constant), clipping.
     """
     return TransformerTok2Vec(
         nlp.vocab,
+        nlp=nlp,
         name=name,
         model=model,
         words_per_batch=words_per_batch,
@@ -70,6 +92,12 @@ def make_tok2vec(
         output_hidden_states=output_hidden_states,
         output_attentions=output_attentions,
         device=device,
+        grad_factor=grad_factor,
+        learn_rate=learn_rate,
+        warmup_steps=warmup_steps,
+        total_steps=total_steps,
+        weight_decay=weight_decay,
+        grad_clip=grad_clip,
     )
 
 
@@ -78,9 +106,14 @@ class TransformerTok2Vec(BatchPipe):
 
     hf_dir_name = "transformer"
 
-    def __init__(self, vocab: Any, name: str = "trf_tok2vec", **cfg: Any) -> None:
+    def __init__(
+        self, vocab: Any, name: str = "trf_tok2vec", nlp: Language | None = None, **cfg: Any
+    ) -> None:
         self.vocab = vocab
         self.name = name
+        self._nlp = weakref.ref(nlp) if nlp is not None else None
+        self._optimizer: TorchOptimizer | None = None
+        self._pending: PendingBackward | None = None
         self.cfg: dict[str, Any] = {**DEFAULT_CONFIG, **cfg}
         if int(self.cfg["words_per_batch"]) < 1:
             raise ValueError(f"words_per_batch must be positive, got {self.cfg['words_per_batch']}")
@@ -205,6 +238,144 @@ class TransformerTok2Vec(BatchPipe):
         doc.tensor = tensor
         set_vector_hooks(doc)
 
+    # --- training (pipeline/training.py explains the mechanism) ----------------------------
+
+    @property
+    def is_trainable(self) -> bool:
+        return True
+
+    @property
+    def model(self) -> Any:
+        """The torch module (spaCy only checks that a trainable component has one)."""
+        return self.runner.model
+
+    @property
+    def frozen(self) -> bool:
+        return float(self.cfg["grad_factor"]) == 0.0
+
+    def optimizer(self) -> TorchOptimizer:
+        if self._optimizer is None:
+            self._optimizer = TorchOptimizer(
+                list(self.runner.model.parameters()),
+                OptimizerSettings(
+                    learn_rate=float(self.cfg["learn_rate"]),
+                    warmup_steps=int(self.cfg["warmup_steps"]),
+                    total_steps=int(self.cfg["total_steps"]),
+                    weight_decay=float(self.cfg["weight_decay"]),
+                    grad_clip=float(self.cfg["grad_clip"]),
+                ),
+            )
+        return self._optimizer
+
+    def listeners(self) -> list[Any]:
+        """Trainable components after this one that train on its rows."""
+        nlp = self._nlp() if self._nlp is not None else None
+        if nlp is None:
+            return []
+        names = [name for name, _ in nlp.pipeline]
+        after = names[names.index(self.name) + 1 :] if self.name in names else []
+        return [
+            nlp.get_pipe(n)
+            for n in after
+            if getattr(nlp.get_pipe(n), "listens_to_trf", False)
+            and getattr(nlp.get_pipe(n), "is_trainable", False)
+        ]
+
+    def prepare(self, docs: list[Doc]) -> None:
+        """Run the components before this one on docs that have not been through them (the
+        predicted docs of spaCy Examples are only tokenized)."""
+        nlp = self._nlp() if self._nlp is not None else None
+        if nlp is None or all(doc._.trf_data is not None for doc in docs):
+            return
+        todo = [doc for doc in docs if doc._.trf_data is None]
+        for name, proc in nlp.pipeline:
+            if name == self.name:
+                break
+            if hasattr(proc, "set_annotations") and isinstance(proc, BatchPipe):
+                proc.set_annotations(todo)
+            else:
+                todo = [proc(doc) for doc in todo]
+
+    def update(
+        self,
+        examples: Iterable[Any],
+        *,
+        drop: float = 0.0,
+        sgd: Any = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Forward with autograd (unless frozen); listeners send gradients back."""
+        losses = {} if losses is None else losses
+        losses.setdefault(self.name, 0.0)
+        docs = [eg.predicted for eg in examples]
+        self.prepare(docs)
+        self._pending = None  # a batch whose listeners never reported is dropped
+        listeners = self.listeners()
+        if self.frozen or not listeners:
+            self.set_annotations(docs)
+            return losses
+        runner = self.runner
+        runner.model.train()
+        try:
+            rows = self._forward_with_grad(docs)
+        finally:
+            runner.model.eval()
+        self._pending = PendingBackward(docs, rows, {p.name for p in listeners})
+        return losses
+
+    def _forward_with_grad(self, docs: list[Doc]) -> list[torch.Tensor]:
+        runner = self.runner
+        windows, owners = self.plan(docs)
+        wps = [_wordpieces(doc, self.name) for doc in docs]
+        ids, types = [], []
+        for w, (d, s) in zip(windows, owners):
+            seq_ids, seq_types = _window_inputs(wps[d], s, w)
+            ids.append(seq_ids)
+            types.append(seq_types)
+        window_rows: list[torch.Tensor | None] = [None] * len(windows)
+        for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
+            out = runner.forward(runner.pad([ids[i] for i in batch], [types[i] for i in batch]))
+            for j, i in enumerate(batch):
+                window_rows[i] = out.last_hidden_state[j, : len(ids[i])]
+        per_doc: list[list[tuple[Window, torch.Tensor]]] = [[] for _ in docs]
+        for w, (d, _s), r in zip(windows, owners, window_rows):
+            assert r is not None
+            per_doc[d].append((w, r))
+        rows = []
+        for doc, wp, items in zip(docs, wps, per_doc):
+            tensor = _stitch_torch(items, len(wp.ids), runner.width, runner.device)
+            host = [
+                (w, SequenceOutput(last_hidden_state=r.detach().float().cpu().numpy()))
+                for w, r in items
+            ]
+            self._set_doc(doc, wp, host, runner)
+            rows.append(tensor)
+        return rows
+
+    def receive_gradient(self, listener: str) -> None:
+        """A listener has added its gradient to the docs' buffers; once all have, backprop."""
+        pending = self._pending
+        if pending is None or listener not in pending.waiting_for:
+            return
+        pending.received.add(listener)
+        if pending.received < pending.waiting_for:
+            return
+        factor = float(self.cfg["grad_factor"])
+        tensors, grads = [], []
+        for doc, rows in zip(pending.docs, pending.rows):
+            if rows.shape[0] == 0 or not rows.requires_grad:
+                continue
+            d = doc._.trf_d_last_hidden_state
+            tensors.append(rows)
+            grads.append(torch.from_numpy(d * factor).to(rows.device, rows.dtype))
+        if tensors:
+            torch.autograd.backward(tensors, grads)
+            self.optimizer().step()
+        self._pending = None
+
+    def finish_update(self, sgd: Any = None) -> None:
+        """Nothing to do here: the step happens once the listeners' gradients are in."""
+
     # --- serialization -------------------------------------------------------------------
 
     def save_hf(self, hf_dir: Path) -> None:
@@ -224,6 +395,36 @@ def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
             f"nlp.add_pipe('trf_wordpiecer', before='{component}')."
         )
     return wp
+
+
+def _stitch_torch(
+    items: list[tuple[Window, torch.Tensor]], n_rows: int, width: int, device: torch.device
+) -> torch.Tensor:
+    """``text.batching.stitch`` for rows that carry a graph, a whole doc at once."""
+    if not items:
+        return torch.zeros((n_rows, width), device=device)
+    sentences: list[torch.Tensor] = []
+    k = 0
+    while k < len(items):
+        s = items[k][0].sentence
+        group = []
+        while k < len(items) and items[k][0].sentence == s:
+            group.append(items[k])
+            k += 1
+        if len(group) == 1:
+            sentences.append(group[0][1])
+            continue
+        first = group[0][0]
+        p, q = first.n_prefix, first.n_suffix
+        parts = [torch.stack([r[:p] for _, r in group]).mean(0)]
+        for w, r in group:
+            parts.append(r[p + w.keep_start - w.start : p + w.keep_stop - w.start])
+        if q:
+            parts.append(torch.stack([r[len(r) - q :] for _, r in group]).mean(0))
+        sentences.append(torch.cat(parts))
+    out = torch.cat(sentences)
+    assert out.shape[0] == n_rows
+    return out
 
 
 def _window_rows(wp: DocWordpieces, s: int, w: Window) -> Any:
