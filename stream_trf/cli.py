@@ -234,6 +234,58 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .training.train import train
+
+    summary = train(
+        args.train,
+        args.dev,
+        args.output,
+        model=args.model,
+        epochs=args.epochs,
+        freeze=args.freeze_transformer,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learn_rate=args.learn_rate,
+        head_learn_rate=args.head_learn_rate,
+        warmup=args.warmup,
+        pooling=args.pooling,
+        limit=args.limit,
+        progress=not args.quiet,
+    )
+    best = max(summary["log"], key=lambda e: e["dev_macro_f1"])
+    print(
+        f"best epoch {best['epoch']}: dev accuracy {best['dev_accuracy']:.4f}, macro-F1 "
+        f"{best['dev_macro_f1']:.4f}; {summary['seconds']:.0f}s; saved {args.output}/model-best, "
+        f"{args.output}/model-last, {args.output}/training-curve.png"
+    )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import stream_trf
+
+    from .training.data import read_labelled
+    from .training.evaluate import evaluate, format_table
+
+    nlp = stream_trf.load(args.model_dir)
+    if "trf_textcat" not in nlp.pipe_names:
+        print(f"stream-trf: error: {args.model_dir} has no trf_textcat", file=sys.stderr)
+        return 2
+    result = evaluate(nlp, read_labelled(args.file, args.limit))
+    print(format_table(result))
+    print(
+        json.dumps(
+            {
+                "accuracy": round(result["accuracy"], 4),
+                "macro_f1": round(result["macro_f1"], 4),
+                "n": result["n"],
+            }
+        )
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .stream.demo import run_demo
 
@@ -382,6 +434,69 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--json", action="store_true", help="also print a JSON summary line")
     enc.add_argument("--quiet", action="store_true", help="no progress bar")
     enc.set_defaults(func=cmd_encode)
+
+    tr = sub.add_parser(
+        "train",
+        help="train a text classifier on the transformer (fine-tune it, or a head over it frozen)",
+        description="Train trf_textcat on JSONL with 'text' and 'label' (or 'cats'). Prints the "
+        "running loss, and dev accuracy and macro-F1 after each epoch; saves OUTPUT/model-best "
+        "(best dev macro-F1), OUTPUT/model-last, OUTPUT/training.json and "
+        "OUTPUT/training-curve.png. With the same --seed, the same run.",
+    )
+    tr.add_argument("--train", required=True, help="training JSONL")
+    tr.add_argument("--dev", required=True, help="development JSONL, evaluated after each epoch")
+    tr.add_argument("--output", required=True, help="output directory")
+    tr.add_argument("--model", default=DEFAULT_MODEL, help="transformer (default: %(default)s)")
+    tr.add_argument("--epochs", type=int, default=2, help="epochs (default: %(default)s)")
+    tr.add_argument(
+        "--freeze-transformer",
+        action="store_true",
+        help="train only the head; the transformer's rows are computed once",
+    )
+    tr.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    tr.add_argument(
+        "--batch-size", type=int, default=16, help="docs per update (default: %(default)s)"
+    )
+    tr.add_argument(
+        "--learn-rate",
+        type=float,
+        default=5e-5,
+        help="transformer learning rate (default: %(default)s)",
+    )
+    tr.add_argument(
+        "--head-learn-rate",
+        type=float,
+        default=None,
+        help="head learning rate (default: 1e-3, or 1e-2 with --freeze-transformer)",
+    )
+    tr.add_argument(
+        "--warmup",
+        type=float,
+        default=0.1,
+        help="share of steps for linear warm-up, then linear decay (default: %(default)s)",
+    )
+    tr.add_argument(
+        "--pooling",
+        choices=("cls", "mean"),
+        default="cls",
+        help="per-sentence features: class token or mean of wordpieces (default: %(default)s)",
+    )
+    tr.add_argument(
+        "--limit", type=int, default=None, help="use at most this many training examples"
+    )
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="per-label precision/recall/F1 of a trained pipeline on labelled JSONL",
+        description="Print per-label precision, recall and F1, accuracy and macro-F1; the last "
+        "line is a JSON object with accuracy and macro_f1.",
+    )
+    ev.add_argument("model_dir", help="a pipeline saved by stream-trf train")
+    ev.add_argument("file", help="JSONL with 'text' and 'label' (or 'cats')")
+    ev.add_argument("--limit", type=int, default=None, help="evaluate at most this many examples")
+    ev.set_defaults(func=cmd_evaluate)
 
     info = sub.add_parser("info", help="versions, default model location and device")
     info.set_defaults(func=cmd_info)

@@ -36,6 +36,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "weight_decay": 0.0,
     "grad_clip": 1.0,
     "tok2vec": "trf_tok2vec",
+    "pooling": "cls",
 }
 
 
@@ -57,6 +58,7 @@ def make_textcat(
     weight_decay: float,
     grad_clip: float,
     tok2vec: str,
+    pooling: str,
 ) -> TransformerTextCat:
     """Classify docs from the transformer's class-token rows.
 
@@ -64,7 +66,11 @@ def make_textcat(
     dropout: on the class-token rows while training.
     learn_rate / weight_decay / grad_clip: the head's own AdamW (the transformer has its own).
     tok2vec: the name of the trf_tok2vec component whose rows it reads.
+    pooling: per sentence, "cls" (the class-token row, as the model was pretrained) or "mean"
+        (the mean of the sentence's wordpiece rows, as sentence-transformers models are).
     """
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
     return TransformerTextCat(
         nlp,
         name,
@@ -74,6 +80,7 @@ def make_textcat(
         weight_decay=weight_decay,
         grad_clip=grad_clip,
         tok2vec=tok2vec,
+        pooling=pooling,
     )
 
 
@@ -158,8 +165,11 @@ class TransformerTextCat(Pipe):
             # Nothing to read: the head's answer for an all-zero class token.
             zero = torch.zeros((1, self._require_head().in_features), dtype=rows.dtype)
             return self._probabilities(zero).mean(0)
-        idx = torch.from_numpy(wp.class_token_rows())
-        return self._probabilities(rows[idx], drop).mean(0)
+        if self.cfg["pooling"] == "mean":
+            pooled = torch.stack([rows[wp.sentence(i)].mean(0) for i in range(wp.n_sentences)])
+        else:
+            pooled = rows[torch.from_numpy(wp.class_token_rows())]
+        return self._probabilities(pooled, drop).mean(0)
 
     def predict(self, docs: Iterable[Doc]) -> np.ndarray:
         self._require_head()

@@ -1,0 +1,1 @@
+"""Training, evaluating and packaging text classifiers on the transformer."""

@@ -1,0 +1,138 @@
+"""`stream-trf train` and `stream-trf evaluate` on a tiny separable set."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from stream_trf.cli import main
+from stream_trf.training.data import BadTrainingData, read_labelled
+from stream_trf.training.evaluate import scores
+
+POS = [
+    "The quick brown fox jumps.",
+    "Apple shares rose on the news.",
+    "Numbers like 3.14 appear.",
+    "Here is some text to encode.",
+    "The lazy dog sleeps.",
+]
+NEG = [
+    "東京は日本の首都です。",
+    "Ὅμηρος wrote in Greek.",
+    "Emoji are fun 😀🎉.",
+    "北京是中国的首都。",
+    "Толстой wrote in Russian.",
+]
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    return path
+
+
+@pytest.fixture()
+def data(tmp_path: Path) -> tuple[Path, Path]:
+    rows = [{"text": t, "label": "pos"} for t in POS] + [{"text": t, "label": "neg"} for t in NEG]
+    return _write(tmp_path / "train.jsonl", rows), _write(tmp_path / "dev.jsonl", rows)
+
+
+def _train(tiny_models, data, out: Path, *extra: str) -> dict:
+    train, dev = data
+    rc = main(
+        [
+            "train",
+            "--train",
+            str(train),
+            "--dev",
+            str(dev),
+            "--output",
+            str(out),
+            "--model",
+            str(tiny_models["bert"]),
+            "--quiet",
+            *extra,
+        ]
+    )
+    assert rc == 0
+    return json.loads((out / "training.json").read_text())
+
+
+def test_fine_tuning_learns_saves_and_plots(tiny_models, data, tmp_path: Path, capsys) -> None:
+    summary = _train(
+        tiny_models,
+        data,
+        tmp_path / "out",
+        "--epochs",
+        "12",
+        "--batch-size",
+        "4",
+        "--learn-rate",
+        "1e-3",
+        "--warmup",
+        "0",
+    )
+    log = summary["log"]
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert summary["best_dev_macro_f1"] == pytest.approx(1.0)
+    for name in ("model-best", "model-last", "training-curve.png", "training.json"):
+        assert (tmp_path / "out" / name).exists()
+    assert (tmp_path / "out" / "training-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "out" / "model-best"), str(data[1])]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    last = json.loads(out[-1])
+    assert last["accuracy"] == pytest.approx(1.0) and last["macro_f1"] == pytest.approx(1.0)
+    assert any(line.startswith("pos") for line in out) and any(
+        line.startswith("neg") for line in out
+    )
+
+
+def test_same_seed_same_run(tiny_models, data, tmp_path: Path) -> None:
+    a = _train(
+        tiny_models, data, tmp_path / "a", "--epochs", "2", "--batch-size", "4", "--seed", "3"
+    )
+    b = _train(
+        tiny_models, data, tmp_path / "b", "--epochs", "2", "--batch-size", "4", "--seed", "3"
+    )
+    c = _train(
+        tiny_models, data, tmp_path / "c", "--epochs", "2", "--batch-size", "4", "--seed", "4"
+    )
+    strip = lambda s: [{k: v for k, v in e.items() if k != "seconds"} for e in s["log"]]  # noqa: E731
+    assert strip(a) == strip(b)
+    assert strip(a) != strip(c)
+
+
+def test_frozen_head_only_training(tiny_models, data, tmp_path: Path) -> None:
+    summary = _train(
+        tiny_models,
+        data,
+        tmp_path / "f",
+        "--epochs",
+        "30",
+        "--freeze-transformer",
+        "--batch-size",
+        "4",
+        "--pooling",
+        "mean",
+    )
+    assert summary["freeze_transformer"] and summary["pooling"] == "mean"
+    assert summary["log"][-1]["loss"] < summary["log"][0]["loss"]
+
+
+def test_scores_against_a_hand_count() -> None:
+    result = scores(["a", "a", "b", "b", "c"], ["a", "b", "b", "b", "a"], ["a", "b", "c"])
+    assert result["accuracy"] == pytest.approx(3 / 5)
+    assert result["per_label"]["a"]["precision"] == pytest.approx(1 / 2)
+    assert result["per_label"]["b"]["recall"] == pytest.approx(1.0)
+    assert result["per_label"]["b"]["precision"] == pytest.approx(2 / 3)
+    f1_a, f1_b, f1_c = 0.5, 0.8, 0.0
+    assert result["macro_f1"] == pytest.approx((f1_a + f1_b + f1_c) / 3)
+
+
+def test_bad_training_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "no label"}\n')
+    with pytest.raises(BadTrainingData, match="needs 'label'"):
+        read_labelled(path)
