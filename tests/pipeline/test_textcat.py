@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,40 +13,10 @@ import pytest
 import spacy
 import torch
 from spacy.language import Language
-from spacy.training import Example
+from textcat_helpers import NEG, POS, _examples, _pipeline, _train
 
 import stream_trf
 from stream_trf.pipeline.textcat import UntrainedClassifier
-
-POS = ["The quick brown fox jumps.", "Apple shares rose on the news.", "Numbers like 3.14 appear."]
-NEG = ["東京は日本の首都です。", "Ὅμηρος wrote in Greek.", "Emoji are fun 😀🎉."]
-
-
-def _examples(nlp, exclusive: bool = True) -> list[Example]:
-    out = []
-    for texts, cats in ((POS, {"POS": 1.0, "NEG": 0.0}), (NEG, {"POS": 0.0, "NEG": 1.0})):
-        for t in texts:
-            out.append(Example.from_dict(nlp.make_doc(t), {"cats": dict(cats)}))
-    return out
-
-
-def _pipeline(model_dir: Path, **tok2vec_cfg):
-    nlp = stream_trf.load(str(model_dir), **tok2vec_cfg)
-    nlp.add_pipe("trf_textcat", config={"exclusive_classes": True, "learn_rate": 1e-2})
-    return nlp
-
-
-def _train(nlp, examples, steps: int) -> list[float]:
-    nlp.initialize(lambda: examples)
-    optimizer = nlp.resume_training()
-    history = []
-    random.seed(0)
-    for _ in range(steps):
-        random.shuffle(examples)
-        losses: dict[str, float] = {}
-        nlp.update(examples, sgd=optimizer, losses=losses, drop=0.1)
-        history.append(losses["trf_textcat"])
-    return history
 
 
 def test_fine_tuning_reaches_the_transformer_and_learns(tiny_models) -> None:

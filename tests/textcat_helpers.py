@@ -1,0 +1,40 @@
+"""Tiny separable classification data and pipelines, shared by the textcat and packaging tests."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from spacy.training import Example
+
+import stream_trf
+
+POS = ["The quick brown fox jumps.", "Apple shares rose on the news.", "Numbers like 3.14 appear."]
+NEG = ["東京は日本の首都です。", "Ὅμηρος wrote in Greek.", "Emoji are fun 😀🎉."]
+
+
+def _examples(nlp, exclusive: bool = True) -> list[Example]:
+    out = []
+    for texts, cats in ((POS, {"POS": 1.0, "NEG": 0.0}), (NEG, {"POS": 0.0, "NEG": 1.0})):
+        for t in texts:
+            out.append(Example.from_dict(nlp.make_doc(t), {"cats": dict(cats)}))
+    return out
+
+
+def _pipeline(model_dir: Path, **tok2vec_cfg):
+    nlp = stream_trf.load(str(model_dir), **tok2vec_cfg)
+    nlp.add_pipe("trf_textcat", config={"exclusive_classes": True, "learn_rate": 1e-2})
+    return nlp
+
+
+def _train(nlp, examples, steps: int) -> list[float]:
+    nlp.initialize(lambda: examples)
+    optimizer = nlp.resume_training()
+    history = []
+    random.seed(0)
+    for _ in range(steps):
+        random.shuffle(examples)
+        losses: dict[str, float] = {}
+        nlp.update(examples, sgd=optimizer, losses=losses, drop=0.1)
+        history.append(losses["trf_textcat"])
+    return history
