@@ -61,6 +61,7 @@ def train(
     total = epochs * steps_per_epoch
     nlp = stream_trf.load(
         model,
+        classifier=None,  # a new head, not the shipped one
         grad_factor=0.0 if freeze else 1.0,
         learn_rate=learn_rate,
         warmup_steps=int(warmup * total),

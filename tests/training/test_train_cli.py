@@ -136,3 +136,35 @@ def test_bad_training_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_text('{"text": "no label"}\n')
     with pytest.raises(BadTrainingData, match="needs 'label'"):
         read_labelled(path)
+
+
+def test_training_on_the_default_model_makes_a_new_head(data, tmp_path: Path) -> None:
+    """The default pipeline ships a classifier; training replaces it with one for the new labels."""
+    summary = _train_default(data, tmp_path / "d")
+    assert summary["labels"] == ["neg", "pos"]
+    import stream_trf
+
+    nlp = stream_trf.load(tmp_path / "d" / "model-last")
+    assert nlp.pipe_names.count("trf_textcat") == 1
+    assert set(nlp.get_pipe("trf_textcat").labels) == {"neg", "pos"}
+
+
+def _train_default(data, out: Path) -> dict:
+    train, dev = data
+    rc = main(
+        [
+            "train",
+            "--train",
+            str(train),
+            "--dev",
+            str(dev),
+            "--output",
+            str(out),
+            "--epochs",
+            "1",
+            "--freeze-transformer",
+            "--quiet",
+        ]
+    )
+    assert rc == 0
+    return json.loads((out / "training.json").read_text())
