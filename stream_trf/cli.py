@@ -290,8 +290,10 @@ def cmd_package(args: argparse.Namespace) -> int:
     from .training.package import package
 
     wheel = package(args.model_dir, args.out_dir, name=args.name, version=args.version)
-    print(f"built {wheel}\ninstall: pip install {wheel}\nthen: spacy.load({args.name!r}) or "
-          f"stream-trf worker --model {args.name}")
+    print(
+        f"built {wheel}\ninstall: pip install {wheel}\nthen: spacy.load({args.name!r}) or "
+        f"stream-trf worker --model {args.name}"
+    )
     return 0
 
 
@@ -516,7 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pk.add_argument("model_dir", help="a saved pipeline directory")
     pk.add_argument("out_dir", help="where the wheel goes")
-    pk.add_argument("--name", required=True, help="package name, starting with the language: en_...")
+    pk.add_argument(
+        "--name", required=True, help="package name, starting with the language: en_..."
+    )
     pk.add_argument("--version", required=True, help="package version, e.g. 1.0.0")
     pk.set_defaults(func=cmd_package)
 

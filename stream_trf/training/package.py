@@ -49,8 +49,7 @@ def package(model_dir: str | Path, out_dir: str | Path, *, name: str, version: s
         (staged / "meta.json").write_text(json.dumps(meta, indent=2))
         build = Path(tmp) / "build"
         build.mkdir()
-        spacy_package(staged, build, create_sdist=False, create_wheel=True, force=True,
-                      silent=True)
+        spacy_package(staged, build, create_sdist=False, create_wheel=True, force=True, silent=True)
         wheels = sorted(build.glob("*/dist/*.whl"))
         if not wheels:
             raise StreamTrfError(f"spaCy's packaging built no wheel in {build}")

@@ -186,6 +186,7 @@ def plot_curve(losses: list[float], log: list[dict[str, Any]], path: Path) -> No
     ax2.plot(epochs, [e["dev_accuracy"] for e in log], "o-", label="accuracy")
     ax2.plot(epochs, [e["dev_macro_f1"] for e in log], "s-", label="macro-F1")
     ax2.set_xlabel("epoch")
+    ax2.set_xticks(epochs)
     ax2.set_title("dev")
     ax2.set_ylim(0, 1)
     ax2.grid(alpha=0.3)
