@@ -23,6 +23,18 @@ from typing import Any
 from .errors import StreamTrfError
 from .model.source import DEFAULT_MODEL
 
+# The settings a plain Kafka client (produce, consume) needs.
+CLIENT_SETTINGS = (
+    "broker",
+    "security_protocol",
+    "ssl_cafile",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "sasl_mechanism",
+    "sasl_username",
+    "sasl_password",
+)
+
 
 def _sample_texts() -> list[str]:
     text = resources.files("stream_trf").joinpath("samples/texts.txt").read_text(encoding="utf-8")
@@ -373,17 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--quiet", action="store_true", help="no progress bar")
     add_arguments(
         produce,
-        only=(
-            "broker",
-            "partitions",
-            "security_protocol",
-            "ssl_cafile",
-            "ssl_certfile",
-            "ssl_keyfile",
-            "sasl_mechanism",
-            "sasl_username",
-            "sasl_password",
-        ),
+        only=("partitions", *CLIENT_SETTINGS),
     )
     produce.set_defaults(func=cmd_produce)
 
@@ -403,16 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_arguments(
         consume,
-        only=(
-            "broker",
-            "security_protocol",
-            "ssl_cafile",
-            "ssl_certfile",
-            "ssl_keyfile",
-            "sasl_mechanism",
-            "sasl_username",
-            "sasl_password",
-        ),
+        only=CLIENT_SETTINGS,
     )
     consume.set_defaults(func=cmd_consume)
 

@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +30,14 @@ from .extensions import DocWordpieces, TransformerOutputs, install_extensions, s
 from .training import OptimizerSettings, PendingBackward, TorchOptimizer
 
 install_extensions()
+
+
+class ModelInputs(NamedTuple):
+    windows: list[Window]
+    owners: list[tuple[int, int]]  # per window: (doc, sentence)
+    wordpieces: list[DocWordpieces]  # per doc
+    ids: list[np.ndarray]  # per window
+    types: list[np.ndarray | None]  # per window
 
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -165,9 +173,8 @@ class TransformerTok2Vec(BatchPipe):
                     owners.append((d, s))
         return windows, owners
 
-    def set_annotations(self, docs: list[Doc]) -> None:
-        t0 = time.perf_counter()
-        runner = self.runner
+    def model_inputs(self, docs: list[Doc]) -> ModelInputs:
+        """The windows of ``docs`` and the ids / token types each feeds to the model."""
         windows, owners = self.plan(docs)
         wps = [_wordpieces(doc, self.name) for doc in docs]
         ids, types = [], []
@@ -175,6 +182,12 @@ class TransformerTok2Vec(BatchPipe):
             seq_ids, seq_types = _window_inputs(wps[d], s, w)
             ids.append(seq_ids)
             types.append(seq_types)
+        return ModelInputs(windows, owners, wps, ids, types)
+
+    def set_annotations(self, docs: list[Doc]) -> None:
+        t0 = time.perf_counter()
+        runner = self.runner
+        windows, owners, wps, ids, types = self.model_inputs(docs)
         outputs: list[SequenceOutput | None] = [None] * len(windows)
         for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
             results = runner.predict([ids[i] for i in batch], [types[i] for i in batch])
@@ -325,13 +338,7 @@ class TransformerTok2Vec(BatchPipe):
 
     def _forward_with_grad(self, docs: list[Doc]) -> list[torch.Tensor]:
         runner = self.runner
-        windows, owners = self.plan(docs)
-        wps = [_wordpieces(doc, self.name) for doc in docs]
-        ids, types = [], []
-        for w, (d, s) in zip(windows, owners):
-            seq_ids, seq_types = _window_inputs(wps[d], s, w)
-            ids.append(seq_ids)
-            types.append(seq_types)
+        windows, owners, wps, ids, types = self.model_inputs(docs)
         window_rows: list[torch.Tensor | None] = [None] * len(windows)
         for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
             out = runner.forward(runner.pad([ids[i] for i in batch], [types[i] for i in batch]))
