@@ -39,23 +39,11 @@ def data(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _train(tiny_models, data, out: Path, *extra: str) -> dict:
+    """Run `stream-trf train` on ``data``; ``tiny_models=None`` trains on the default model."""
     train, dev = data
-    rc = main(
-        [
-            "train",
-            "--train",
-            str(train),
-            "--dev",
-            str(dev),
-            "--output",
-            str(out),
-            "--model",
-            str(tiny_models["bert"]),
-            "--quiet",
-            *extra,
-        ]
-    )
-    assert rc == 0
+    model = [] if tiny_models is None else ["--model", str(tiny_models["bert"])]
+    args = ["train", "--train", str(train), "--dev", str(dev), "--output", str(out)]
+    assert main([*args, *model, "--quiet", *extra]) == 0
     return json.loads((out / "training.json").read_text())
 
 
@@ -140,31 +128,10 @@ def test_bad_training_file_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_training_on_the_default_model_makes_a_new_head(data, tmp_path: Path) -> None:
     """The default pipeline ships a classifier; training replaces it with one for the new labels."""
-    summary = _train_default(data, tmp_path / "d")
+    summary = _train(None, data, tmp_path / "d", "--epochs", "1", "--freeze-transformer")
     assert summary["labels"] == ["neg", "pos"]
     import stream_trf
 
     nlp = stream_trf.load(tmp_path / "d" / "model-last")
     assert nlp.pipe_names.count("trf_textcat") == 1
     assert set(nlp.get_pipe("trf_textcat").labels) == {"neg", "pos"}
-
-
-def _train_default(data, out: Path) -> dict:
-    train, dev = data
-    rc = main(
-        [
-            "train",
-            "--train",
-            str(train),
-            "--dev",
-            str(dev),
-            "--output",
-            str(out),
-            "--epochs",
-            "1",
-            "--freeze-transformer",
-            "--quiet",
-        ]
-    )
-    assert rc == 0
-    return json.loads((out / "training.json").read_text())
