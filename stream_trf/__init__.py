@@ -25,7 +25,7 @@ def load(
     model: str | Path = DEFAULT_MODEL,
     *,
     lang: str = "en",
-    words_per_batch: int = 3000,
+    words_per_batch: int | None = None,
     classifier: str | Path | bool | None = "auto",
     **tok2vec_config: Any,
 ) -> Any:
@@ -39,24 +39,37 @@ def load(
     ``classifier``: a directory holding a trained ``trf_textcat`` (its ``cfg`` and ``head.npz``)
     for this model; ``"auto"`` (default) adds the shipped Debian-sections head when ``model`` is
     the default model; ``None``/``False`` adds none.
+
+    ``words_per_batch`` and the other ``trf_tok2vec`` settings (``precision``, ``device``, …)
+    apply to saved pipelines and model packages too, overriding what was saved; left out, a
+    saved pipeline keeps its own.
     """
     import spacy
 
     from .model.source import resolve_model_dir
     from .pipeline import extensions  # noqa: F401  (registers doc._.trf_*)
 
+    overrides = dict(tok2vec_config)
+    if words_per_batch is not None:
+        overrides["words_per_batch"] = words_per_batch
     path = Path(model).expanduser()
-    if (path / "config.cfg").exists() and (path / "meta.json").exists():
-        return spacy.load(path)
-    if isinstance(model, str) and not path.exists() and spacy.util.is_package(model):
-        return spacy.load(model)  # an installed model package (stream-trf package)
+    saved = (path / "config.cfg").exists() and (path / "meta.json").exists()
+    if saved or (isinstance(model, str) and not path.exists() and spacy.util.is_package(model)):
+        # A saved pipeline or an installed model package (stream-trf package).
+        return spacy.load(
+            path if saved else str(model),
+            config={f"components.trf_tok2vec.{k}": v for k, v in overrides.items()},
+        )
+    from .pipeline.tok2vec import DEFAULT_CONFIG
+
+    overrides.setdefault("words_per_batch", DEFAULT_CONFIG["words_per_batch"])
     model_dir = str(resolve_model_dir(str(model)))
     nlp = spacy.blank(lang)
     nlp.add_pipe("sentencizer")
     nlp.add_pipe("trf_wordpiecer", config={"model": model_dir})
     nlp.add_pipe(
         "trf_tok2vec",
-        config={"model": model_dir, "words_per_batch": words_per_batch, **tok2vec_config},
+        config={"model": model_dir, **overrides},
     )
     nlp.initialize()
     head_dir = _classifier_dir(classifier, model_dir)

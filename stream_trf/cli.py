@@ -6,6 +6,10 @@ stream-trf broker      run the embedded Kafka-compatible broker (Tansu) and prin
 stream-trf produce     send a JSONL file to a topic, one record per line, as it is
 stream-trf consume     print a topic's records as JSON lines; report duplicates
 stream-trf encode      encode texts with the wrapped transformer and show what it gives
+stream-trf train       train a text classifier (fine-tune, or a head over the frozen model)
+stream-trf evaluate    per-label precision/recall/F1 of a trained pipeline
+stream-trf package     a pip-installable model package from a trained pipeline
+stream-trf bench       throughput against the compute ceiling and the peers, JSON + PNG
 stream-trf info        versions, the default model and where it lives, the device
 """
 
@@ -262,6 +266,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         head_learn_rate=args.head_learn_rate,
         warmup=args.warmup,
         pooling=args.pooling,
+        max_wordpieces=args.max_wordpieces,
+        probe_epochs=args.probe_epochs,
+        words_per_batch=args.words_per_batch,
         limit=args.limit,
         progress=not args.quiet,
     )
@@ -305,6 +312,30 @@ def cmd_package(args: argparse.Namespace) -> int:
     print(
         f"built {wheel}\ninstall: pip install {wheel}\nthen: spacy.load({args.name!r}) or "
         f"stream-trf worker --model {args.name}"
+    )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmark.corpus import default_data_path
+    from .benchmark.harness import run_bench
+
+    systems = [x.strip() for x in args.systems.split(",") if x.strip()]
+    run_bench(
+        Path(args.data) if args.data else default_data_path(),
+        docs=args.docs,
+        model=args.model,
+        systems=systems,
+        words_per_batch=args.words_per_batch,
+        sweep=[int(x) for x in args.sweep.split(",") if x.strip()],
+        precisions=[x.strip() for x in args.precisions.split(",") if x.strip()],
+        paced_share=args.paced_share,
+        paced_seconds=args.paced_seconds,
+        soak_seconds=args.soak_minutes * 60,
+        out_dir=Path(args.out_dir),
+        name=args.name,
+        progress=not args.quiet,
+        command="stream-trf bench " + " ".join(sys.argv[2:]),
     )
     return 0
 
@@ -429,7 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "--words-per-batch",
         type=int,
-        default=3000,
+        default=1000,
         help="most padded wordpieces in one sub-batch (default: %(default)s)",
     )
     enc.add_argument(
@@ -451,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dev", required=True, help="development JSONL, evaluated after each epoch")
     tr.add_argument("--output", required=True, help="output directory")
     tr.add_argument("--model", default=DEFAULT_MODEL, help="transformer (default: %(default)s)")
-    tr.add_argument("--epochs", type=int, default=2, help="epochs (default: %(default)s)")
+    tr.add_argument("--epochs", type=int, default=3, help="epochs (default: %(default)s)")
     tr.add_argument(
         "--freeze-transformer",
         action="store_true",
@@ -481,9 +512,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tr.add_argument(
         "--pooling",
-        choices=("cls", "mean"),
-        default="cls",
-        help="per-sentence features: class token or mean of wordpieces (default: %(default)s)",
+        choices=("cls", "mean", "doc_mean"),
+        default="doc_mean",
+        help="features: per sentence the class token or the mean of its wordpieces (sentence "
+        "probabilities averaged), or doc_mean, the mean of all the doc's wordpieces "
+        "(default: %(default)s)",
+    )
+    tr.add_argument(
+        "--max-wordpieces",
+        type=int,
+        default=128,
+        help="fine-tune on the first N wordpieces of each training doc; dev and serving see "
+        "whole docs; 0 = no cap (default: %(default)s)",
+    )
+    tr.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=10,
+        help="before fine-tuning, this many head-only epochs over frozen rows, so that "
+        "fine-tuning starts from a head that already works; 0 = start from a random head "
+        "(default: %(default)s)",
+    )
+    tr.add_argument(
+        "--words-per-batch",
+        type=int,
+        default=1000,
+        help="padded wordpieces per transformer sub-batch while training; saved with the "
+        "model (default: %(default)s, the fastest on a 2-core CPU)",
     )
     tr.add_argument(
         "--limit", type=int, default=None, help="use at most this many training examples"
@@ -516,6 +571,79 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pk.add_argument("--version", required=True, help="package version, e.g. 1.0.0")
     pk.set_defaults(func=cmd_package)
+
+    from .benchmark.harness import SYSTEMS
+
+    bn = sub.add_parser(
+        "bench",
+        help="throughput: ceiling, library, worker and peers on the same texts (JSON + PNG)",
+        description="Measure, on the same texts and in one run: the bare model on perfectly "
+        "packed batches (the ceiling), the library (nlp.pipe, plus a sweep of words_per_batch), "
+        "the worker end to end through the embedded broker (saturation throughput, then p50/p99 "
+        "latency at a share of it, optionally a memory soak), a naive HF loop, and "
+        "spacy-transformers 1.x in a virtual environment of its own (created on first use). "
+        "Writes OUT_DIR/NAME.json and OUT_DIR/NAME.png and prints a table.",
+    )
+    bn.add_argument(
+        "--data",
+        default=None,
+        help="gzipped JSONL with 'text' (default: ../shared/data/debian-descriptions.jsonl.gz, "
+        "or $STREAM_TRF_BENCH_DATA)",
+    )
+    bn.add_argument("--docs", type=int, default=2000, help="first N docs (default: %(default)s)")
+    bn.add_argument("--model", default=DEFAULT_MODEL, help="transformer (default: %(default)s)")
+    bn.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="comma-separated subset of: %(default)s",
+    )
+    bn.add_argument(
+        "--words-per-batch",
+        type=int,
+        default=None,
+        help="the library's and worker's sub-batch size (default: the worker's setting)",
+    )
+    bn.add_argument(
+        "--sweep",
+        default="500,1000,2000,4000",
+        help="also measure the library at these words_per_batch ('' for none; default: "
+        "%(default)s)",
+    )
+    bn.add_argument(
+        "--precisions",
+        default="",
+        help="also check these lower precisions against fp32 (int8 on CPU, fp16/bf16 on GPU): "
+        "doc-vector cosine, label agreement and speed; the gate is min cosine ≥ 0.99 and "
+        "agreement ≥ 99%% (default: none)",
+    )
+    bn.add_argument(
+        "--paced-share",
+        type=float,
+        default=0.5,
+        help="latency run at this share of the worker's measured maximum (default: %(default)s)",
+    )
+    bn.add_argument(
+        "--paced-seconds",
+        type=float,
+        default=60.0,
+        help="latency run length (default: %(default)s)",
+    )
+    bn.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=0.0,
+        help="then a memory soak at 80%% of the maximum for this long (default: none)",
+    )
+    bn.add_argument(
+        "--out-dir", default="bench/results", help="where results go (default: %(default)s)"
+    )
+    bn.add_argument(
+        "--name",
+        default=None,
+        help="result file stem (default: throughput-cpu, or throughput-<card> on a GPU)",
+    )
+    bn.add_argument("--quiet", action="store_true", help="no progress bar or table")
+    bn.set_defaults(func=cmd_bench)
 
     info = sub.add_parser("info", help="versions, default model location and device")
     info.set_defaults(func=cmd_info)

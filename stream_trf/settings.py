@@ -36,8 +36,27 @@ class Settings:
     model: str = _f(DEFAULT_MODEL, "model name, HF directory or saved stream_trf pipeline")
     # Batching
     max_batch: int = _f(256, "most documents buffered into one batch")
-    batch_within: float = _f(0.5, "seconds to wait for a batch to fill before processing it anyway")
-    words_per_batch: int = _f(3000, "most padded wordpieces in one transformer sub-batch")
+    batch_within: float = _f(
+        0.1,
+        "seconds to wait for a batch to fill before processing it anyway; under load the "
+        "batch fills while the model works, so this only matters when traffic is light",
+    )
+    fetch_max_wait: float = _f(
+        0.1,
+        "longest a consumer fetch waits for data; some brokers (the embedded one) hold every "
+        "fetch this long, so it bounds the latency it adds",
+    )
+    words_per_batch: int = _f(
+        1000,
+        "most padded wordpieces in one transformer sub-batch (1000 was the fastest on a "
+        "2-core CPU in stream-trf bench; measure yours with --sweep)",
+    )
+    precision: str = _f(
+        "fp32",
+        "transformer precision: fp32; int8 (CPU) or fp16/bf16 (GPU), see stream-trf bench "
+        "--precisions for their fidelity",
+        choices=("fp32", "int8", "fp16", "bf16"),
+    )
     max_text_chars: int = _f(1_000_000, "longer texts become dead letters (text_too_long)")
     # Heavy output fields
     emit_tokens: bool = _f(False, "add token texts and per-token vectors to enriched records")
@@ -103,6 +122,11 @@ class Settings:
             )
         if self.partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {self.partitions}")
+        if not 0 < self.fetch_max_wait <= 30 or self.batch_within < 0:
+            raise ValueError(
+                "fetch_max_wait must be in (0, 30] seconds and batch_within at least 0, got "
+                f"{self.fetch_max_wait} and {self.batch_within}"
+            )
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")
         if self.heartbeat_interval * 3 > self.session_timeout:

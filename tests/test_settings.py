@@ -141,6 +141,7 @@ def test_a_bad_number_flag_is_refused_by_the_parser() -> None:
         ("security_protocol", "SASL_PLAINTEXT", "ssl"),
         ("sasl_mechanism", "SCRAM-SHA-512", "GSSAPI"),
         ("log_level", "debug", "verbose"),
+        ("precision", "int8", "int4"),
     ],
 )
 def test_choices_are_validated(name: str, good: str, bad: str) -> None:
@@ -247,3 +248,10 @@ def test_worker_flags_reach_the_settings() -> None:
     )
     s = Settings.from_sources(args, env={"STREAM_TRF_DLQ_TOPIC": "env-dead"})
     assert (s.broker, s.dlq_topic, s.emit_tokens) == ("kafka://x:1", "dead", True)
+
+
+@pytest.mark.parametrize(("name", "raw"), [("fetch_max_wait", "0"), ("fetch_max_wait", "-1")])
+def test_fetch_max_wait_must_be_positive(name: str, raw: str) -> None:
+    with pytest.raises(ValueError, match="fetch_max_wait"):
+        _from(env={ENV_PREFIX + name.upper(): raw})
+    assert _from(env={ENV_PREFIX + name.upper(): "0.25"}).fetch_max_wait == 0.25

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import UnsupportedModel
 from .gpu import resolve_device, to_host
+from .precision import apply_precision
 from .source import model_family
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class TransformerRunner:
         model_dir: Path,
         *,
         device: str = "auto",
+        precision: str = "fp32",
         max_length: int | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
@@ -92,7 +94,8 @@ class TransformerRunner:
                 f"transformers could not load a model from {model_dir}: {err}"
             ) from err
         self.config = config
-        self.model = model.to(self.device).eval()
+        self.precision = precision
+        self.model: Any = apply_precision(model.to(self.device).eval(), precision, self.device)
         params = inspect.signature(self.model.forward).parameters
         self._accepts_types = "token_type_ids" in params
         self.pad_id = int(getattr(config, "pad_token_id", None) or 0)
@@ -199,4 +202,13 @@ class TransformerRunner:
         return results
 
     def save(self, path: Path) -> None:
-        self.model.save_pretrained(str(path))
+        """The weights as fp32 Hugging Face files. Lower precisions are inference-only, so their
+        weights are still the source directory's: those are saved, not the converted ones."""
+        if self.precision == "fp32":
+            self.model.save_pretrained(str(path))
+            return
+        from transformers import AutoModel
+
+        AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).save_pretrained(
+            str(path)
+        )

@@ -37,7 +37,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "grad_clip": 1.0,
     "tok2vec": "trf_tok2vec",
     "pooling": "cls",
+    "max_wordpieces": 0,
 }
+
+
+POOLINGS = ("cls", "mean", "doc_mean")
 
 
 class UntrainedClassifier(StreamTrfError):
@@ -59,6 +63,7 @@ def make_textcat(
     grad_clip: float,
     tok2vec: str,
     pooling: str,
+    max_wordpieces: int,
 ) -> TransformerTextCat:
     """Classify docs from the transformer's class-token rows.
 
@@ -67,10 +72,15 @@ def make_textcat(
     learn_rate / weight_decay / grad_clip: the head's own AdamW (the transformer has its own).
     tok2vec: the name of the trf_tok2vec component whose rows it reads.
     pooling: per sentence, "cls" (the class-token row, as the model was pretrained) or "mean"
-        (the mean of the sentence's wordpiece rows, as sentence-transformers models are).
+        (the mean of the sentence's wordpiece rows, as sentence-transformers models are), each
+        sentence classified and the probabilities averaged; or "doc_mean": the mean of all the
+        doc's wordpiece rows (longer sentences weigh more), classified once.
+    max_wordpieces: read only the doc's first N wordpieces (the sentences that start within
+        them; for doc_mean, the first N rows); 0 = all. ``stream-trf train`` sets it to what it
+        trained on, so that serving sees what training saw.
     """
-    if pooling not in ("cls", "mean"):
-        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
     return TransformerTextCat(
         nlp,
         name,
@@ -81,6 +91,7 @@ def make_textcat(
         grad_clip=grad_clip,
         tok2vec=tok2vec,
         pooling=pooling,
+        max_wordpieces=max_wordpieces,
     )
 
 
@@ -165,10 +176,18 @@ class TransformerTextCat(Pipe):
             # Nothing to read: the head's answer for an all-zero class token.
             zero = torch.zeros((1, self._require_head().in_features), dtype=rows.dtype)
             return self._probabilities(zero).mean(0)
+        limit = int(self.cfg.get("max_wordpieces") or 0)
+        if self.cfg["pooling"] == "doc_mean":
+            head_rows = rows[:limit] if limit else rows
+            return self._probabilities(head_rows.mean(0, keepdim=True), drop).mean(0)
+        sentences = range(wp.n_sentences)
+        if limit:
+            # The sentences that start within the first ``limit`` wordpieces (at least one).
+            sentences = range(max(1, sum(wp.sentence(i).start < limit for i in sentences)))
         if self.cfg["pooling"] == "mean":
-            pooled = torch.stack([rows[wp.sentence(i)].mean(0) for i in range(wp.n_sentences)])
+            pooled = torch.stack([rows[wp.sentence(i)].mean(0) for i in sentences])
         else:
-            pooled = rows[torch.from_numpy(wp.class_token_rows())]
+            pooled = rows[torch.from_numpy(wp.class_token_rows()[: len(sentences)])]
         return self._probabilities(pooled, drop).mean(0)
 
     def predict(self, docs: Iterable[Doc]) -> np.ndarray:

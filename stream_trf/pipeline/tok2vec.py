@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 import time
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -19,14 +19,16 @@ import numpy as np
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.util import minibatch
 
-from ..errors import MissingWordpieces
+from ..errors import MissingWordpieces, StreamTrfError
 from ..model.runner import SequenceOutput, TransformerRunner
 from ..model.source import DEFAULT_MODEL, resolve_model_dir
 from ..text.alignment import rebuild
 from ..text.batching import Window, make_batches, plan_windows, stitch
 from .base import BatchPipe
 from .extensions import DocWordpieces, TransformerOutputs, install_extensions, set_vector_hooks
+from .prefetch import iter_ahead
 from .training import OptimizerSettings, PendingBackward, TorchOptimizer
 
 install_extensions()
@@ -42,12 +44,14 @@ class ModelInputs(NamedTuple):
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
-    "words_per_batch": 3000,
+    "words_per_batch": 1000,
     "max_length": None,
     "window_overlap": 64,
     "output_hidden_states": False,
     "output_attentions": False,
     "device": "auto",
+    "precision": "fp32",
+    "prefetch": 1,
     # Training through nlp.update (see pipeline/training.py)
     "grad_factor": 1.0,
     "learn_rate": 5e-5,
@@ -69,6 +73,8 @@ def make_tok2vec(
     output_hidden_states: bool,
     output_attentions: bool,
     device: str,
+    precision: str,
+    prefetch: int,
     grad_factor: float,
     learn_rate: float,
     warmup_steps: int,
@@ -84,6 +90,10 @@ def make_tok2vec(
     window_overlap: wordpieces shared by consecutive windows of an over-long sentence.
     output_hidden_states / output_attentions: keep every layer's rows / attention weights.
     device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
+    precision: "fp32"; "int8" (CPU, dynamic quantization) or "fp16"/"bf16" (GPU), inference
+        only and gated by the fidelity report of ``stream-trf bench --precisions``.
+    prefetch: in ``nlp.pipe``, batches of docs the upstream components (tokenizer, sentencizer,
+        wordpiecer) prepare in a thread while the transformer computes; 0 = none.
     grad_factor: scales the gradients listeners send back; 0 freezes the transformer (no
         transformer gradients are computed at all).
     learn_rate / warmup_steps / total_steps / weight_decay / grad_clip: the transformer's own
@@ -100,6 +110,8 @@ def make_tok2vec(
         output_hidden_states=output_hidden_states,
         output_attentions=output_attentions,
         device=device,
+        precision=precision,
+        prefetch=prefetch,
         grad_factor=grad_factor,
         learn_rate=learn_rate,
         warmup_steps=warmup_steps,
@@ -140,6 +152,7 @@ class TransformerTok2Vec(BatchPipe):
         self._runner = TransformerRunner(
             Path(model_dir),
             device=self.cfg["device"],
+            precision=self.cfg["precision"],
             max_length=self.cfg["max_length"],
             output_hidden_states=self.cfg["output_hidden_states"],
             output_attentions=self.cfg["output_attentions"],
@@ -172,6 +185,13 @@ class TransformerTok2Vec(BatchPipe):
                     windows.append(w)
                     owners.append((d, s))
         return windows, owners
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        """Batches of docs through the transformer; upstream runs ahead in a thread."""
+        ahead = int(self.cfg["prefetch"]) * batch_size
+        for docs in minibatch(iter_ahead(stream, ahead), size=batch_size):
+            self.set_annotations(docs)
+            yield from docs
 
     def model_inputs(self, docs: list[Doc]) -> ModelInputs:
         """The windows of ``docs`` and the ids / token types each feeds to the model."""
@@ -328,6 +348,11 @@ class TransformerTok2Vec(BatchPipe):
             self.set_annotations(docs)
             return losses
         runner = self.runner
+        if runner.precision != "fp32":
+            raise StreamTrfError(
+                f"{self.name}: fine-tuning needs precision fp32, this pipeline runs "
+                f"{runner.precision} (inference only); load it with precision='fp32' to train"
+            )
         runner.model.train()
         try:
             rows = self._forward_with_grad(docs)

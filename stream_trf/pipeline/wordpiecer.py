@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from spacy.attrs import IDX, IS_SPACE, LENGTH
+from spacy.attrs import IDX, IS_SPACE, LENGTH, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -78,20 +78,27 @@ class TransformerWordpiecer(BatchPipe):
         texts: list[str] = []
         offsets: list[int] = []
         per_doc: list[list[tuple[int, int, int, int]]] = []
+        doc_texts = []
         for doc in docs:
             sents = _encodable_sentences(doc, self.name)
             per_doc.append(sents)
+            text = doc.text  # spaCy rebuilds this from the tokens on every access: once a doc
+            doc_texts.append(text)
             for _first, _last, start_char, end_char in sents:
-                texts.append(doc.text[start_char:end_char])
+                texts.append(text[start_char:end_char])
                 offsets.append(start_char)
         encoded = tokenize_sentences(tokenizer, texts, offsets)
         k = 0
-        for doc, sents in zip(docs, per_doc):
-            doc._.trf_data = self._doc_wordpieces(doc, sents, encoded[k : k + len(sents)])
+        for doc, text, sents in zip(docs, doc_texts, per_doc):
+            doc._.trf_data = self._doc_wordpieces(doc, text, sents, encoded[k : k + len(sents)])
             k += len(sents)
 
     def _doc_wordpieces(
-        self, doc: Doc, sents: list[tuple[int, int, int, int]], pieces: list[SentencePieces]
+        self,
+        doc: Doc,
+        text: str,
+        sents: list[tuple[int, int, int, int]],
+        pieces: list[SentencePieces],
     ) -> DocWordpieces:
         n_tok = len(doc)
         lengths = np.array([len(p) for p in pieces], dtype=np.int64)
@@ -110,7 +117,7 @@ class TransformerWordpiecer(BatchPipe):
 
         arr = doc.to_array([IDX, LENGTH, IS_SPACE]).reshape(n_tok, 3).astype(np.int64)
         piece_to_tokens = align_pieces(
-            doc.text,
+            text,
             arr[:, 0],
             arr[:, 1],
             arr[:, 2].astype(bool),
@@ -158,15 +165,21 @@ def _encodable_sentences(doc: Doc, component: str) -> list[tuple[int, int, int, 
             f"component before it: nlp.add_pipe('sentencizer', before='{component}') "
             "(or a parser / senter). stream_trf.load() does this for you."
         )
-    is_space = doc.to_array([IS_SPACE]).astype(bool).reshape(-1)
+    # One to_array call instead of Python-level iteration over doc.sents and its tokens.
+    arr = doc.to_array([SENT_START, IS_SPACE, IDX, LENGTH]).reshape(len(doc), 4)
+    is_space = arr[:, 1].astype(bool)
+    starts = np.flatnonzero(arr[:, 0] == 1)
+    if len(starts) == 0 or starts[0] != 0:
+        starts = np.concatenate([[0], starts])
+    ends = np.append(starts[1:], len(doc))
     out = []
-    for sent in doc.sents:
-        solid = np.flatnonzero(~is_space[sent.start : sent.end])
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        solid = np.flatnonzero(~is_space[start:end])
         if len(solid) == 0:
             continue
-        first = sent.start + int(solid[0])
-        last = sent.start + int(solid[-1])
-        out.append((first, last, doc[first].idx, doc[last].idx + len(doc[last])))
+        first = start + int(solid[0])
+        last = start + int(solid[-1])
+        out.append((first, last, int(arr[first, 2]), int(arr[last, 2] + arr[last, 3])))
     return out
 
 

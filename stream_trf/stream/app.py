@@ -112,8 +112,34 @@ def _failed(err: BaseException) -> asyncio.Future[Any]:
     return fut
 
 
+def _patch_fetch_max_wait() -> None:
+    """Let the app choose its consumer's ``fetch_max_wait_ms``.
+
+    faust hardcodes 1500 ms. A broker that holds each fetch that long before answering (Tansu,
+    the embedded broker, does) adds up to 1.5 s to every record's latency; Kafka's own default is
+    500 ms. The app carries its choice as ``app._stream_trf_fetch_max_wait_ms``.
+    """
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    thread_cls = faust_aiokafka.AIOKafkaConsumerThread
+    if getattr(thread_cls, "_stream_trf_patched", False):
+        return
+    original = thread_cls._create_worker_consumer
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        wait_ms = getattr(self.app, "_stream_trf_fetch_max_wait_ms", None)
+        if wait_ms is not None:
+            consumer._fetch_max_wait_ms = int(wait_ms)
+        return consumer
+
+    thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
+    thread_cls._stream_trf_patched = True  # type: ignore[attr-defined]
+
+
 def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
+    _patch_fetch_max_wait()
     data_dir = settings.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
     app = faust.App(
         settings.group_id,
@@ -136,6 +162,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
     )
+    app._stream_trf_fetch_max_wait_ms = int(settings.fetch_max_wait * 1000)  # type: ignore[attr-defined]
     topic_kwargs: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,

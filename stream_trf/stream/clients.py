@@ -96,6 +96,7 @@ async def consume(
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=group_id is not None,
+        fetch_max_wait_ms=int(settings.fetch_max_wait * 1000),
     )
     await consumer.start()
     records: list[dict[str, Any]] = []

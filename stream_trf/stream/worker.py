@@ -91,7 +91,9 @@ def build_processor(settings: Settings) -> BatchProcessor:
 
     from .app import worker_name
 
-    nlp = stream_trf.load(settings.model, words_per_batch=settings.words_per_batch)
+    nlp = stream_trf.load(
+        settings.model, words_per_batch=settings.words_per_batch, precision=settings.precision
+    )
     return BatchProcessor(
         nlp,
         model_info(nlp, settings.model),

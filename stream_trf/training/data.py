@@ -56,3 +56,33 @@ def label_set(rows: list[Labelled]) -> list[str]:
 def is_exclusive(rows: list[Labelled]) -> bool:
     """Exclusive when every example has exactly one positive label."""
     return all(sum(1 for v in r.cats.values() if v > 0.5) == 1 for r in rows)
+
+
+def truncate_to_wordpieces(text: str, tokenizer: object, max_wordpieces: int) -> str:
+    """The longest prefix of ``text`` that ends on whitespace and holds at most
+    ``max_wordpieces`` of the model's wordpieces (boundary tokens not counted); if the first
+    word alone is over the budget, its first ``max_wordpieces`` pieces.
+
+    Training on the head of long documents costs a fraction of the time of training on all of
+    it, and a package description says what it is about in its first sentences.
+    """
+    if max_wordpieces <= 0:
+        return text
+    enc = tokenizer(  # type: ignore[operator]
+        text,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        truncation=False,
+        verbose=False,  # no "longer than the maximum sequence length" warning: we only count
+    )
+    offsets = enc["offset_mapping"]
+    if len(offsets) <= max_wordpieces:
+        return text
+    # Cut where the first piece past the budget starts, then back off to a word boundary so that
+    # no word is split in half.
+    cut = offsets[max_wordpieces][0]
+    if cut > 0 and not text[cut - 1].isspace() and not text[cut].isspace():
+        space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut))
+        if space > 0:
+            cut = space
+    return text[:cut].rstrip()

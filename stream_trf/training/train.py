@@ -3,6 +3,12 @@
 Full fine-tuning goes through spaCy's ``nlp.update`` (the gradient-buffer mechanism of
 pipeline/training.py). Head-only training computes the transformer's rows once and then trains
 only the head, epoch after epoch, without running the transformer again.
+
+Fine-tuning starts from a probed head ("linear probing, then fine-tuning"): a few cheap epochs of
+head-only training on frozen rows first, so that the transformer's first updates follow a head
+that already points the right way instead of a random one. It trains on the first
+``max_wordpieces`` wordpieces of each document (most of the cost of an epoch is in the long tail
+of long documents) and predicts on whole documents.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 import torch
 from spacy.training import Example
 
-from .data import Labelled, is_exclusive, label_set, read_labelled
+from .data import Labelled, is_exclusive, label_set, read_labelled, truncate_to_wordpieces
 from .evaluate import scores
 
 
@@ -34,14 +40,17 @@ def train(
     output: str | Path,
     *,
     model: str,
-    epochs: int = 2,
+    epochs: int = 3,
     freeze: bool = False,
     seed: int = 0,
     batch_size: int = 16,
     learn_rate: float = 5e-5,
     head_learn_rate: float | None = None,
     warmup: float = 0.1,
-    pooling: str = "cls",
+    pooling: str = "doc_mean",
+    max_wordpieces: int = 128,
+    probe_epochs: int = 10,
+    words_per_batch: int = 1000,
     limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -62,15 +71,23 @@ def train(
     nlp = stream_trf.load(
         model,
         classifier=None,  # a new head, not the shipped one
+        words_per_batch=words_per_batch,
         grad_factor=0.0 if freeze else 1.0,
         learn_rate=learn_rate,
         warmup_steps=int(warmup * total),
         total_steps=total,
     )
-    head_lr = head_learn_rate if head_learn_rate is not None else (1e-2 if freeze else 1e-3)
+    probe_lr = 1e-2
+    head_lr = head_learn_rate if head_learn_rate is not None else (probe_lr if freeze else 1e-3)
     tc = nlp.add_pipe(
         "trf_textcat",
-        config={"exclusive_classes": exclusive, "learn_rate": head_lr, "pooling": pooling},
+        config={
+            "exclusive_classes": exclusive,
+            "learn_rate": head_lr,
+            "pooling": pooling,
+            # Serving reads what fine-tuning trained on: the head of each doc.
+            "max_wordpieces": 0 if freeze else max_wordpieces,
+        },
     )
     for label in labels:
         tc.add_label(label)
@@ -81,22 +98,53 @@ def train(
 
     bar_opts = {"disable": not progress, "unit": "doc", "dynamic_ncols": True}
     if freeze:
-        # The transformer never changes: run it once over train and dev.
-        with tqdm(total=len(rows) + len(dev), desc="transformer rows (frozen)", **bar_opts) as bar:
-            train_docs = []
-            for doc in nlp.pipe((r.text for r in rows), disable=["trf_textcat"], batch_size=64):
-                train_docs.append(doc)
-                bar.update(1)
-            dev_docs = []
-            for doc in nlp.pipe((r.text for r in dev), disable=["trf_textcat"], batch_size=64):
-                dev_docs.append(doc)
-                bar.update(1)
-        examples = [example(doc, r) for doc, r in zip(train_docs, rows)]
+        train_texts = [r.text for r in rows]
     else:
-        examples = [example(nlp.make_doc(r.text), r) for r in rows]
-        dev_docs = []
+        tokenizer = nlp.get_pipe("trf_wordpiecer").tokenizer
+        train_texts = [truncate_to_wordpieces(r.text, tokenizer, max_wordpieces) for r in rows]
+
+    def frozen_docs(texts: list[str], desc: str) -> list[Any]:
+        docs = []
+        with tqdm(total=len(texts), desc=desc, **bar_opts) as bar:
+            for doc in nlp.pipe(texts, disable=["trf_textcat"], batch_size=64):
+                docs.append(doc)
+                bar.update(1)
+        return docs
+
+    dev_docs: list[Any] = []
+    if freeze:
+        # The transformer never changes: run it once over train and dev.
+        examples = [example(d, r) for d, r in zip(frozen_docs(train_texts, "train rows"), rows)]
+        dev_docs = frozen_docs([r.text for r in dev], "dev rows")
+    else:
+        examples = [example(nlp.make_doc(t), r) for t, r in zip(train_texts, rows)]
     nlp.initialize(lambda: examples[:1])
     optimizer = nlp.resume_training()
+
+    def head_epoch(head_examples: list[Example], epoch: int) -> None:
+        """One head-only epoch over docs whose rows are already computed (frozen)."""
+        order = list(range(len(head_examples)))
+        random.Random(seed + 1000 + epoch).shuffle(order)
+        for k in range(0, len(order), 32):
+            tc.update([head_examples[i] for i in order[k : k + 32]], drop=0.1, losses={})
+            tc.finish_update()
+
+    probe_seconds = 0.0
+    if not freeze and probe_epochs > 0:
+        t_probe = time.time()
+        probe = [example(d, r) for d, r in zip(frozen_docs(train_texts, "probe rows"), rows)]
+        tc.cfg["learn_rate"] = probe_lr
+        with tqdm(
+            total=probe_epochs, desc="probe (head only)", **{**bar_opts, "unit": "epoch"}
+        ) as bar:
+            for probe_epoch in range(1, probe_epochs + 1):
+                head_epoch(probe, probe_epoch)
+                bar.update(1)
+        del probe
+        # Fine-tuning starts with a fresh head optimizer at the fine-tuning head rate.
+        tc.cfg["learn_rate"] = head_lr
+        tc._optimizer = None
+        probe_seconds = round(time.time() - t_probe, 1)
 
     log: list[dict[str, Any]] = []
     losses_per_step: list[float] = []
@@ -155,6 +203,10 @@ def train(
         "learn_rate": learn_rate,
         "head_learn_rate": head_lr,
         "pooling": pooling,
+        "max_wordpieces": None if freeze else max_wordpieces,
+        "probe_epochs": 0 if freeze else probe_epochs,
+        "probe_seconds": probe_seconds,
+        "words_per_batch": words_per_batch,
         "labels": labels,
         "exclusive": exclusive,
         "log": log,

@@ -207,3 +207,58 @@ def test_save_and_load_predict_identically_in_a_fresh_process(tiny_models, tmp_p
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "doc_mean"])
+def test_pooling_against_the_head_applied_by_hand(tiny_models, pooling: str) -> None:
+    """doc.cats from the head's weights and the doc's rows, recomputed with numpy."""
+    nlp = stream_trf.load(str(tiny_models["bert"]))
+    tc = nlp.add_pipe("trf_textcat", config={"exclusive_classes": True, "pooling": pooling})
+    for label in ("A", "B", "C"):
+        tc.add_label(label)
+    nlp.initialize()
+    doc = nlp("A first sentence. A much longer second sentence with many more words in it!")
+    rows = np.asarray(doc._.trf_last_hidden_state)
+    wp = doc._.trf_data
+    assert wp.n_sentences == 2
+    w, b = tc.head.weight.detach().numpy(), tc.head.bias.detach().numpy()
+
+    def softmax(x: np.ndarray) -> np.ndarray:
+        e = np.exp(x - x.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+
+    if pooling == "doc_mean":
+        expected = softmax(rows.mean(0) @ w.T + b)
+    elif pooling == "mean":
+        feats = np.stack([rows[wp.sentence(i)].mean(0) for i in range(2)])
+        expected = softmax(feats @ w.T + b).mean(0)
+    else:
+        expected = softmax(rows[wp.class_token_rows()] @ w.T + b).mean(0)
+    got = np.array([doc.cats[label] for label in ("A", "B", "C")])
+    assert np.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean", "doc_mean"])
+def test_max_wordpieces_reads_only_the_head_of_the_doc(tiny_models, pooling: str) -> None:
+    """With max_wordpieces, the cats are those of the doc's first wordpieces only: here, the
+    first sentence, whatever follows it."""
+    nlp = stream_trf.load(str(tiny_models["bert"]))
+    tc = nlp.add_pipe("trf_textcat", config={"pooling": pooling})
+    for label in ("A", "B", "C"):
+        tc.add_label(label)
+    nlp.initialize()
+    first = "A first sentence."
+    a = nlp(first + " And then something else entirely, with other words!")
+    n_first = a._.trf_data.sentence(0).stop
+    tc.cfg["max_wordpieces"] = n_first
+    b = nlp(first + " Yet another ending, quite unlike the first one?")
+    alone = nlp(first)
+    tc.cfg["max_wordpieces"] = 0
+    full = nlp(first + " Yet another ending, quite unlike the first one?")
+    tc.cfg["max_wordpieces"] = n_first
+    a = nlp(first + " And then something else entirely, with other words!")
+    for label in ("A", "B", "C"):
+        assert a.cats[label] == pytest.approx(b.cats[label], abs=1e-6)
+        # Sentences are encoded alone: the first sentence's rows are the same in every doc.
+        assert a.cats[label] == pytest.approx(alone.cats[label], abs=1e-5)
+    assert any(abs(full.cats[k] - b.cats[k]) > 1e-6 for k in ("A", "B", "C"))

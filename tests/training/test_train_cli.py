@@ -135,3 +135,14 @@ def test_training_on_the_default_model_makes_a_new_head(data, tmp_path: Path) ->
     nlp = stream_trf.load(tmp_path / "d" / "model-last")
     assert nlp.pipe_names.count("trf_textcat") == 1
     assert set(nlp.get_pipe("trf_textcat").labels) == {"neg", "pos"}
+
+
+def test_probe_then_fine_tune_starts_from_a_working_head(tiny_models, data, tmp_path: Path) -> None:
+    """Head-only probing before fine-tuning: the first fine-tuning epoch starts from a head that
+    already separates the classes, so its loss is lower than from a random head."""
+    common = ("--epochs", "1", "--batch-size", "4", "--seed", "1", "--max-wordpieces", "6")
+    probed = _train(tiny_models, data, tmp_path / "p", *common, "--probe-epochs", "30")
+    cold = _train(tiny_models, data, tmp_path / "c", *common, "--probe-epochs", "0")
+    assert probed["probe_epochs"] == 30 and cold["probe_epochs"] == 0
+    assert probed["max_wordpieces"] == 6 and probed["probe_seconds"] > 0
+    assert probed["log"][0]["loss"] < cold["log"][0]["loss"]

@@ -1,0 +1,83 @@
+"""Fidelity gate for lower precisions: the same texts at fp32 and at ``precision``.
+
+A lower precision is only worth offering if it gives the same answers: doc vectors within
+cosine 0.99 of fp32 (the minimum over docs, not the mean: one bad doc is a bad doc) and the
+same classifier label on at least 99 % of docs. Speed is measured in the same process, fp32
+first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+GATE = {"min_cosine": 0.99, "label_agreement": 0.99}
+
+
+def _run(nlp: Any, texts: list[str]) -> tuple[list[Any], float]:
+    list(nlp.pipe(texts[:10]))
+    t0 = time.perf_counter()
+    docs = list(nlp.pipe(texts, batch_size=256))
+    return docs, time.perf_counter() - t0
+
+
+def fidelity(
+    texts: list[str],
+    *,
+    model: str,
+    precision: str,
+    words_per_batch: int | None = None,
+    per_channel: bool | None = None,
+    keep_float: list[str] | None = None,
+) -> dict[str, Any]:
+    """Doc-vector cosine and label agreement of ``precision`` against fp32, and both speeds.
+
+    ``per_channel`` / ``keep_float`` try an int8 scheme other than the default one.
+    """
+    import stream_trf
+    from stream_trf.model.precision import INT8_DEFAULT, Int8Scheme, quantize_int8
+
+    reference = stream_trf.load(model, words_per_batch=words_per_batch)
+    ref_docs, ref_s = _run(reference, texts)
+    scheme = None
+    if precision == "int8" and (per_channel is not None or keep_float is not None):
+        scheme = Int8Scheme(
+            per_channel=INT8_DEFAULT.per_channel if per_channel is None else per_channel,
+            keep_float=INT8_DEFAULT.keep_float if keep_float is None else tuple(keep_float),
+        )
+        candidate = stream_trf.load(model, words_per_batch=words_per_batch)
+        runner = candidate.get_pipe("trf_tok2vec").runner
+        runner.model = quantize_int8(runner.model, scheme)
+        runner.precision = "int8"
+    else:
+        candidate = stream_trf.load(model, words_per_batch=words_per_batch, precision=precision)
+        if precision == "int8":
+            scheme = INT8_DEFAULT
+    docs, s = _run(candidate, texts)
+    a = np.stack([d.vector for d in ref_docs])
+    b = np.stack([d.vector for d in docs])
+    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-12)
+    result: dict[str, Any] = {
+        "precision": precision,
+        "scheme": scheme.describe() if scheme else precision,
+        "docs": len(texts),
+        "min_cosine": round(float(cos.min()), 5),
+        "p01_cosine": round(float(np.percentile(cos, 1)), 5),
+        "mean_cosine": round(float(cos.mean()), 5),
+        "fp32_seconds": round(ref_s, 3),
+        "seconds": round(s, 3),
+        "speedup": round(ref_s / s, 3),
+    }
+    if ref_docs and ref_docs[0].cats:
+        ref_labels = [max(d.cats, key=d.cats.__getitem__) for d in ref_docs]
+        labels = [max(d.cats, key=d.cats.__getitem__) for d in docs]
+        result["label_agreement"] = round(
+            float(np.mean([x == y for x, y in zip(ref_labels, labels)])), 4
+        )
+    result["passes"] = (
+        result["min_cosine"] >= GATE["min_cosine"]
+        and result.get("label_agreement", 1.0) >= GATE["label_agreement"]
+    )
+    return result

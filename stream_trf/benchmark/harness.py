@@ -1,0 +1,166 @@
+"""`stream-trf bench`: every system on the same texts in one run, written to JSON and a PNG.
+
+Systems: the packed ceiling, the library (and a sweep of its sub-batch size), the worker end to
+end through the embedded broker, a naive HF loop and spacy-transformers in its own venv. Each
+in-process figure is measured in a fresh subprocess (its own peak RSS, no shared warm caches).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .corpus import count_words, read_texts
+from .machine import describe
+from .report import chart, summarize, table
+
+SYSTEMS = ("ceiling", "library", "worker", "naive", "spacy-transformers")
+
+
+class MeasurementFailed(RuntimeError):
+    """A measurement subprocess failed; its output tail is in the message."""
+
+
+def _measure(kind: str, texts_file: Path, model: str, options: dict[str, Any]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stream_trf.benchmark.measure",
+            kind,
+            "--texts",
+            str(texts_file),
+            "--model",
+            model,
+            "--options",
+            json.dumps(options),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise MeasurementFailed(f"{kind} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def default_result_name() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        card = torch.cuda.get_device_name(0).lower().replace(" ", "-")
+        return f"throughput-{card}"
+    return "throughput-cpu"
+
+
+def run_bench(
+    data: Path,
+    *,
+    docs: int = 2000,
+    model: str,
+    systems: Sequence[str] = SYSTEMS,
+    words_per_batch: int | None = None,
+    sweep: Sequence[int] = (),
+    precisions: Sequence[str] = (),
+    naive_batch_size: int = 32,
+    paced_share: float = 0.5,
+    paced_seconds: float = 60.0,
+    soak_seconds: float = 0.0,
+    worker_overrides: dict[str, Any] | None = None,
+    out_dir: Path = Path("bench/results"),
+    name: str | None = None,
+    progress: bool = True,
+    command: str = "",
+) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from ..settings import Settings
+
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        raise ValueError(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
+    texts = read_texts(data, docs)
+    wpb = words_per_batch or Settings().words_per_batch
+    t_start = time.time()
+    result: dict[str, Any] = {
+        "benchmark": "throughput",
+        "command": command,
+        "machine": describe(),
+        "model": model,
+        "data": str(data),
+        "docs": len(texts),
+        "words": count_words(texts),
+        "systems": {},
+    }
+    work_dir = Path(tempfile.mkdtemp(prefix="stream-trf-bench-"))
+    texts_file = work_dir / "texts.jsonl"
+    texts_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    steps = [s for s in SYSTEMS if s in systems]
+    extra = [w for w in sweep if w != wpb] if "library" in systems else []
+    out = result["systems"]
+    total = len(steps) + len(extra) + len(precisions)
+    with tqdm(total=total, desc="bench", disable=not progress) as bar:
+        for step in steps:
+            bar.set_description(f"bench: {step}")
+            if step == "ceiling":
+                out["ceiling"] = _measure("ceiling", texts_file, model, {})
+            elif step == "library":
+                out["library"] = _measure("library", texts_file, model, {"words_per_batch": wpb})
+            elif step == "naive":
+                out["naive"] = _measure(
+                    "naive", texts_file, model, {"batch_size": naive_batch_size}
+                )
+            elif step == "spacy-transformers":
+                from ..model.source import resolve_model_dir
+                from .peers import spacy_transformers_peer
+
+                out["spacy-transformers"] = spacy_transformers_peer(
+                    texts, resolve_model_dir(model), progress=progress
+                )
+            elif step == "worker":
+                from .worker import run_worker
+
+                out["worker"] = run_worker(
+                    texts,
+                    model=model,
+                    paced_share=paced_share,
+                    paced_seconds=paced_seconds,
+                    soak_seconds=soak_seconds,
+                    overrides={"words_per_batch": wpb, **(worker_overrides or {})},
+                    log_dir=work_dir,
+                )
+            bar.update(1)
+        points = []
+        for w in extra:
+            bar.set_description(f"bench: library sweep {w}")
+            points.append(_measure("library", texts_file, model, {"words_per_batch": w}))
+            bar.update(1)
+        for precision in precisions:
+            bar.set_description(f"bench: fidelity of {precision}")
+            result.setdefault("precisions", {})[precision] = _measure(
+                "fidelity",
+                texts_file,
+                model,
+                {"precision": precision, "words_per_batch": wpb},
+            )
+            bar.update(1)
+    if "library" in out and extra:
+        points.append(out["library"])
+        result["sweep"] = sorted(points, key=lambda p: p["words_per_batch"])
+    result["seconds"] = round(time.time() - t_start, 1)
+    summarize(result)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = name or default_result_name()
+    result["chart"] = str(out_dir / f"{stem}.png")
+    (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    chart(result, out_dir / f"{stem}.png")
+    if progress:
+        print(table(result))
+        print(f"wrote {out_dir / stem}.json and {out_dir / stem}.png")
+    return result

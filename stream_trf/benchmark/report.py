@@ -1,0 +1,158 @@
+"""The harness's result: ratios against the ceiling and the peers, targets, a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+# Issue 5's targets, as ratios measured in one run.
+TARGETS = {
+    "library_over_ceiling": 0.90,
+    "library_padding_efficiency": 0.90,
+    "worker_over_ceiling": 0.85,
+    "worker_over_spacy_transformers": 1.5,
+    "paced_latency_p99_ms": 2000.0,
+    "soak_rss_growth": 0.05,
+}
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Words/s and wordpieces/s for every system, ratios, and which targets are met."""
+    words = result["words"]
+    systems = result["systems"]
+    library = systems.get("library")
+    # Wordpieces per word of *this library's* segmentation (boundary tokens per sentence
+    # included): the worker runs the same, so its wordpieces/s follow from its words/s.
+    wp_per_word = library["wordpieces"] / words if library else None
+    for s in systems.values():
+        if "seconds" in s and "words_per_s" not in s:
+            s["words_per_s"] = round(words / s["seconds"], 1)
+        if "wordpieces_per_s" not in s and s.get("wordpieces") and s.get("seconds"):
+            s["wordpieces_per_s"] = round(s["wordpieces"] / s["seconds"], 1)
+    worker = systems.get("worker")
+    if worker and wp_per_word and "wordpieces_per_s" not in worker:
+        worker["wordpieces_per_s"] = round(worker["words_per_s"] * wp_per_word, 1)
+    ceiling = systems.get("ceiling")
+    if ceiling and wp_per_word:
+        ceiling["words_per_s"] = round(ceiling["wordpieces_per_s"] / wp_per_word, 1)
+    ratios: dict[str, float] = {}
+    peer = next((s for k, s in systems.items() if k.startswith("spacy-transformers")), None)
+    if ceiling and library:
+        ratios["library_over_ceiling"] = round(
+            library["wordpieces_per_s"] / ceiling["wordpieces_per_s"], 3
+        )
+    if ceiling and worker and "wordpieces_per_s" in worker:
+        ratios["worker_over_ceiling"] = round(
+            worker["wordpieces_per_s"] / ceiling["wordpieces_per_s"], 3
+        )
+    if peer and worker:
+        ratios["worker_over_spacy_transformers"] = round(
+            worker["words_per_s"] / peer["words_per_s"], 3
+        )
+    if peer and library:
+        ratios["library_over_spacy_transformers"] = round(
+            library["words_per_s"] / peer["words_per_s"], 3
+        )
+    met: dict[str, bool] = {}
+    for key in ("library_over_ceiling", "worker_over_ceiling", "worker_over_spacy_transformers"):
+        if key in ratios:
+            met[key] = ratios[key] >= TARGETS[key]
+    if library:
+        met["library_padding_efficiency"] = (
+            library["padding_efficiency"] >= TARGETS["library_padding_efficiency"]
+        )
+    if worker and worker.get("paced", {}).get("latency_ms_p99") is not None:
+        met["paced_latency_p99_ms"] = (
+            worker["paced"]["latency_ms_p99"] < TARGETS["paced_latency_p99_ms"]
+        )
+    if worker and worker.get("soak") and "rss_growth" in worker["soak"]:
+        met["soak_rss_growth"] = worker["soak"]["rss_growth"] < TARGETS["soak_rss_growth"]
+    result["wordpieces_per_word"] = round(wp_per_word, 4) if wp_per_word else None
+    result["ratios"] = ratios
+    result["targets"] = TARGETS
+    result["met"] = met
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    lines = [f"{'system':<34} {'words/s':>9} {'wp/s':>9} {'pad eff':>8} {'RSS MB':>8}"]
+    for s in result["systems"].values():
+        pad = s.get("padding_efficiency")
+        lines.append(
+            f"{s['name']:<34} {s.get('words_per_s', float('nan')):>9.0f} "
+            f"{s.get('wordpieces_per_s', float('nan')):>9.0f} "
+            f"{'' if pad is None else f'{pad:.3f}':>8} "
+            f"{s.get('peak_rss_mb') or float('nan'):>8.0f}"
+        )
+    for k, v in result.get("ratios", {}).items():
+        target = TARGETS.get(k)
+        mark = "" if target is None else (" ✓" if v >= target else f" ✗ (target ≥ {target})")
+        lines.append(f"{k}: {v}{mark}")
+    for name, f in result.get("precisions", {}).items():
+        lines.append(
+            f"{name}: {f['speedup']}× fp32, min cosine {f['min_cosine']}, label agreement "
+            f"{f.get('label_agreement', 'n/a')} → {'passes' if f['passes'] else 'fails'} the gate"
+        )
+    worker = result["systems"].get("worker")
+    if worker and worker.get("paced"):
+        p = worker["paced"]
+        lines.append(
+            f"worker latency at {p['rate_docs_per_s']} docs/s: p50 {p.get('latency_ms_p50')} ms, "
+            f"p99 {p.get('latency_ms_p99')} ms"
+        )
+    return "\n".join(lines)
+
+
+def chart(result: dict[str, Any], path: Path) -> None:
+    """Throughput bars against the ceiling, padding efficiency, and the batch-shape sweep."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = list(result["systems"].values())
+    sweep = result.get("sweep") or []
+    fig, axes = plt.subplots(1, 3 if sweep else 2, figsize=(15 if sweep else 11, 4.2))
+    ax = axes[0]
+    names = [s["name"] for s in systems]
+    wps = [s.get("wordpieces_per_s", 0) for s in systems]
+    colors = ["#888888" if "ceiling" in n else "#1f77b4" for n in names]
+    for i, n in enumerate(names):
+        if n.startswith(("library", "worker")):
+            colors[i] = "#2ca02c"
+    ax.barh(names, wps, color=colors)
+    ceiling = result["systems"].get("ceiling")
+    if ceiling:
+        ax.axvline(ceiling["wordpieces_per_s"], color="k", ls="--", lw=1)
+        for i, v in enumerate(wps):
+            ax.text(v, i, f" {v / ceiling['wordpieces_per_s']:.2f}×", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("wordpieces/s (boundary tokens count)")
+    ax.set_title("throughput vs the packed ceiling")
+    ax = axes[1]
+    words = [s.get("words_per_s", 0) for s in systems]
+    ax.barh(names, words, color=colors)
+    for i, v in enumerate(words):
+        pad = systems[i].get("padding_efficiency")
+        extra = "" if pad is None else f"  pad {pad:.2f}"
+        ax.text(v, i, f" {v:.0f}{extra}", va="center", fontsize=8)
+    ax.invert_yaxis()
+    ax.set_yticklabels([])
+    ax.set_xlabel("words/s")
+    ax.set_title("words/s (same texts, same word count)")
+    if sweep:
+        ax = axes[2]
+        xs = [p["words_per_batch"] for p in sweep]
+        ax.plot(xs, [p["wordpieces_per_s"] for p in sweep], "o-", label="library wp/s")
+        ax2 = ax.twinx()
+        ax2.plot(xs, [p["padding_efficiency"] for p in sweep], "s--", color="C1", label="padding")
+        ax2.set_ylim(0, 1.05)
+        ax2.set_ylabel("padding efficiency")
+        ax.set_xscale("log")
+        ax.set_xlabel("words_per_batch (padded wordpieces per sub-batch)")
+        ax.set_ylabel("wordpieces/s")
+        ax.set_title("sub-batch shape sweep")
+    fig.suptitle(f"{result['model']} · {result['docs']} docs · {result['machine']['device']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,245 @@
+"""The worker end to end through the embedded broker.
+
+1. saturation: with the worker ready, N docs are produced at once; throughput is N over the time
+   from the first produce to the last enriched record read back from the output topic.
+2. paced: docs arrive at a fixed share of that throughput; each record's latency is the time
+   from its input record's broker timestamp to the enriched record's arrival at a consumer.
+   The worker's RSS is sampled all along (the memory-soak figure is a long paced run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from ..settings import Settings
+from ..stream import clients
+from ..stream.broker import EmbeddedBroker
+from ..stream.local import WorkerProcess
+from .machine import process_peak_rss_mb, process_rss_mb
+
+# Tansu holds a JoinGroup for half the session timeout: keep it short for a quick start.
+BENCH_GROUP: dict[str, Any] = {
+    "session_timeout": 6.0,
+    "heartbeat_interval": 1.5,
+    "rebalance_timeout": 10.0,
+}
+
+
+def bench_settings(broker_url: str, model: str, **overrides: Any) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    return Settings(
+        broker=broker_url,
+        model=model,
+        input_topic=f"bench-in-{tag}",
+        output_topic=f"bench-out-{tag}",
+        dlq_topic=f"bench-dlq-{tag}",
+        group_id=f"bench-{tag}",
+        log_level="warn",
+        **BENCH_GROUP,
+    ).with_(**overrides)
+
+
+async def _produce_all(settings: Settings, docs: list[dict[str, Any]]) -> None:
+    await clients.produce(
+        settings,
+        settings.input_topic,
+        [orjson.dumps(d) for d in docs],
+        [d["id"].encode() for d in docs],
+    )
+
+
+async def _produce_paced(settings: Settings, docs: list[dict[str, Any]], rate: float) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from ..stream.worker import kafka_client_kwargs
+
+    producer = AIOKafkaProducer(**kafka_client_kwargs(settings), acks="all", linger_ms=1)
+    await producer.start()
+    try:
+        t0 = time.time()
+        for i, d in enumerate(docs):
+            delay = t0 + i / rate - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await producer.send(settings.input_topic, value=orjson.dumps(d), key=d["id"].encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _round(
+    settings: Settings, docs: list[dict[str, Any]], rate: float | None, timeout: float
+) -> tuple[list[dict[str, Any]], float]:
+    want = {d["id"] for d in docs}
+    seen: set[str] = set()
+
+    def on_record(rec: dict[str, Any]) -> None:
+        if "id" in rec:
+            seen.add(rec["id"])
+
+    consumer = asyncio.create_task(
+        clients.consume(
+            settings,
+            settings.output_topic,
+            timeout=timeout,
+            until=lambda _: seen >= want,
+            on_record=on_record,
+        )
+    )
+    t0 = time.time()
+    if rate is None:
+        await _produce_all(settings, docs)
+    else:
+        await _produce_paced(settings, docs, rate)
+    out = await consumer
+    return [r for r in out if r.get("id") in want], t0
+
+
+class RssSampler:
+    """The worker's resident memory every ``interval`` seconds, in a thread."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.monotonic()
+        while not self._stop.wait(self.interval):
+            rss = process_rss_mb(self.pid)
+            if rss is not None:
+                self.samples.append((round(time.monotonic() - t0, 1), rss))
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def latency_figures(records: list[dict[str, Any]]) -> dict[str, float]:
+    lat = [
+        r["_kafka"]["received_ms"] - r["timings"]["ingested_at_ms"]
+        for r in records
+        if r.get("timings", {}).get("ingested_at_ms") is not None
+    ]
+    queued = [r["timings"].get("queued_ms", 0.0) for r in records]
+    batch = [r["timings"].get("batch_ms", 0.0) for r in records]
+    if not lat:
+        return {}
+    return {
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
+        "latency_ms_p99": round(float(np.percentile(lat, 99)), 1),
+        "latency_ms_max": round(float(np.max(lat)), 1),
+        "queued_ms_p50": round(float(np.percentile(queued, 50)), 1),
+        "batch_ms_p50": round(float(np.percentile(batch, 50)), 1),
+        "batch_ms_p99": round(float(np.percentile(batch, 99)), 1),
+    }
+
+
+def rss_growth(samples: list[tuple[float, float]], warmup_share: float = 0.25) -> dict[str, Any]:
+    """RSS growth over a run, after its first ``warmup_share`` (allocator and caches settle)."""
+    if len(samples) < 4:
+        return {}
+    start = samples[int(len(samples) * warmup_share)][1]
+    end = float(np.median([s[1] for s in samples[-max(3, len(samples) // 20) :]]))
+    return {
+        "rss_mb_after_warmup": start,
+        "rss_mb_end": round(end, 1),
+        "rss_mb_max": max(s[1] for s in samples),
+        "rss_growth": round(end / start - 1, 4),
+    }
+
+
+def run_worker(
+    texts: list[str],
+    *,
+    model: str,
+    paced_share: float = 0.5,
+    paced_seconds: float = 60.0,
+    soak_share: float = 0.8,
+    soak_seconds: float = 0.0,
+    overrides: dict[str, Any] | None = None,
+    log_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Saturation, then paced latency, then (if ``soak_seconds``) a memory soak."""
+    log_dir = log_dir or Path(tempfile.mkdtemp(prefix="stream-trf-bench-"))
+    docs = [{"id": f"sat-{i}", "text": t} for i, t in enumerate(texts)]
+    with EmbeddedBroker(log_file=log_dir / "broker.log") as broker:
+        settings = bench_settings(broker.url, model, **(overrides or {}))
+        asyncio.run(
+            clients.ensure_topics(
+                settings,
+                [settings.input_topic, settings.output_topic, settings.dlq_topic],
+                settings.partitions,
+            )
+        )
+        worker = WorkerProcess(settings, log_dir / "worker.log")
+        try:
+            ready = worker.wait_ready(timeout=600)
+            out, t0 = asyncio.run(_round(settings, docs, None, timeout=3600))
+            t1 = max(r["_kafka"]["received_ms"] for r in out) / 1000
+            secs = t1 - t0
+            saturation = {
+                "docs": len(docs),
+                "enriched": len({r["id"] for r in out}),
+                "seconds": round(secs, 2),
+                "docs_per_s": round(len(docs) / secs, 2),
+                "words": sum(r["n_words"] for r in {r["id"]: r for r in out}.values()),
+                "duplicates": clients.duplicates(out),
+            }
+            saturation["words_per_s"] = round(saturation["words"] / secs, 1)
+            rate = max(1.0, saturation["docs_per_s"] * paced_share)
+            paced = _paced(settings, texts, rate, paced_seconds, "paced", worker.pid)
+            soak = None
+            if soak_seconds > 0:
+                rate = max(1.0, saturation["docs_per_s"] * soak_share)
+                soak = _paced(settings, texts, rate, soak_seconds, "soak", worker.pid)
+            peak = process_peak_rss_mb(worker.pid)
+        finally:
+            code = worker.terminate()
+    return {
+        "name": "worker (end to end)",
+        "worker_ready_seconds": round(ready, 1),
+        "worker_settings": {
+            k: v
+            for k, v in settings.public().items()
+            if k in ("max_batch", "batch_within", "words_per_batch", "partitions", "model")
+        },
+        "words_per_s": saturation["words_per_s"],
+        "saturation": saturation,
+        "paced": paced,
+        "soak": soak,
+        "peak_rss_mb": peak,
+        "exit_code": code,
+        "log_dir": str(log_dir),
+    }
+
+
+def _paced(
+    settings: Settings, texts: list[str], rate: float, seconds: float, tag: str, pid: int
+) -> dict[str, Any]:
+    n = max(10, int(rate * seconds))
+    docs = [{"id": f"{tag}-{i}", "text": texts[i % len(texts)]} for i in range(n)]
+    with RssSampler(pid) as sampler:
+        out, _ = asyncio.run(_round(settings, docs, rate, timeout=seconds * 3 + 600))
+    return {
+        "rate_docs_per_s": round(rate, 2),
+        "docs": n,
+        "enriched": len({r["id"] for r in out}),
+        **latency_figures(out),
+        **rss_growth(sampler.samples),
+        "rss_samples": sampler.samples[:: max(1, len(sampler.samples) // 200)],
+    }

@@ -1,0 +1,61 @@
+"""Ratios and targets of the throughput report, from figures given by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stream_trf.benchmark.report import chart, summarize, table
+
+
+def _result() -> dict:
+    return {
+        "model": "m",
+        "docs": 10,
+        "words": 1000,
+        "machine": {"device": "CPU: test"},
+        "systems": {
+            "ceiling": {"name": "ceiling", "wordpieces_per_s": 5000.0, "padding_efficiency": 1.0},
+            "library": {
+                "name": "library",
+                "seconds": 0.4,
+                "wordpieces": 1500,
+                "padding_efficiency": 0.93,
+            },
+            "worker": {
+                "name": "worker",
+                "words_per_s": 2000.0,
+                "paced": {"rate_docs_per_s": 5, "latency_ms_p50": 300, "latency_ms_p99": 2500},
+            },
+            "spacy-transformers": {"name": "peer", "seconds": 1.0, "wordpieces": 1400},
+        },
+        "sweep": [
+            {"words_per_batch": 500, "wordpieces_per_s": 3000, "padding_efficiency": 0.97},
+            {"words_per_batch": 1000, "wordpieces_per_s": 3750, "padding_efficiency": 0.93},
+        ],
+    }
+
+
+def test_ratios_and_targets(tmp_path: Path) -> None:
+    r = summarize(_result())
+    assert r["wordpieces_per_word"] == pytest.approx(1.5)
+    s = r["systems"]
+    assert s["library"]["words_per_s"] == pytest.approx(2500)
+    assert s["library"]["wordpieces_per_s"] == pytest.approx(3750)
+    assert s["worker"]["wordpieces_per_s"] == pytest.approx(3000)
+    assert s["ceiling"]["words_per_s"] == pytest.approx(5000 / 1.5, rel=1e-3)
+    assert r["ratios"]["library_over_ceiling"] == pytest.approx(0.75)
+    assert r["ratios"]["worker_over_ceiling"] == pytest.approx(0.6)
+    assert r["ratios"]["worker_over_spacy_transformers"] == pytest.approx(2.0)
+    assert r["met"] == {
+        "library_over_ceiling": False,
+        "worker_over_ceiling": False,
+        "worker_over_spacy_transformers": True,
+        "library_padding_efficiency": True,
+        "paced_latency_p99_ms": False,
+    }
+    text = table(r)
+    assert "library_over_ceiling: 0.75 ✗" in text and "p99 2500 ms" in text
+    chart(r, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

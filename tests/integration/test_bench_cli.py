@@ -1,0 +1,58 @@
+"""`stream-trf bench` end to end on a tiny model: every in-repo system measured, JSON and PNG."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+from conftest import shared_descriptions
+
+from stream_trf.cli import main
+
+
+def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: Path) -> None:
+    data = tmp_path / "texts.jsonl.gz"
+    rows = shared_descriptions(40)
+    with gzip.open(data, "wt", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"text": r["text"]}) + "\n")
+    out = tmp_path / "results"
+    args = [
+        "bench",
+        "--data",
+        str(data),
+        "--docs",
+        "30",
+        "--model",
+        str(tiny_models["bert"]),
+        "--systems",
+        "ceiling,library,naive,worker",
+        "--sweep",
+        "200",
+        "--paced-seconds",
+        "3",
+        "--out-dir",
+        str(out),
+        "--name",
+        "t",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    result = json.loads((out / "t.json").read_text())
+    assert (out / "t.png").read_bytes()[:4] == b"\x89PNG"
+    s = result["systems"]
+    assert set(s) == {"ceiling", "library", "naive", "worker"}
+    assert result["docs"] == 30 and result["words"] > 1000
+    for name in ("ceiling", "library", "naive"):
+        assert s[name]["wordpieces_per_s"] > 0 and s[name]["peak_rss_mb"] > 50
+    assert 0 < s["library"]["padding_efficiency"] <= 1
+    assert s["naive"]["padding_efficiency"] < s["library"]["padding_efficiency"]
+    # The worker enriched every doc once, its word count is the harness's, latencies exist.
+    sat = s["worker"]["saturation"]
+    assert sat["enriched"] == 30 and sat["duplicates"] == 0
+    assert sat["words"] == result["words"]
+    assert s["worker"]["paced"]["enriched"] == s["worker"]["paced"]["docs"]
+    assert 0 < s["worker"]["paced"]["latency_ms_p50"] <= s["worker"]["paced"]["latency_ms_p99"]
+    assert [p["words_per_batch"] for p in result["sweep"]] == [200, 1000]
+    assert "library_over_ceiling" in result["ratios"]
