@@ -56,10 +56,7 @@ def load(
     saved = (path / "config.cfg").exists() and (path / "meta.json").exists()
     if saved or (isinstance(model, str) and not path.exists() and spacy.util.is_package(model)):
         # A saved pipeline or an installed model package (stream-trf package).
-        return spacy.load(
-            path if saved else str(model),
-            config={f"components.trf_tok2vec.{k}": v for k, v in overrides.items()},
-        )
+        return _override(spacy.load(path if saved else str(model)), overrides)
     from .pipeline.tok2vec import DEFAULT_CONFIG
 
     overrides.setdefault("words_per_batch", DEFAULT_CONFIG["words_per_batch"])
@@ -77,6 +74,31 @@ def load(
         textcat: Any = nlp.add_pipe("trf_textcat")
         textcat.from_disk(head_dir)
     nlp.meta["name"] = "stream_trf_" + Path(model_dir).name.replace("-", "_").lower()
+    return nlp
+
+
+# trf_tok2vec settings that shape the loaded model itself (the rest are read at call time).
+_RUNNER_SETTINGS = (
+    "device",
+    "precision",
+    "max_length",
+    "output_hidden_states",
+    "output_attentions",
+)
+
+
+def _override(nlp: Any, overrides: dict[str, Any]) -> Any:
+    """Apply ``load``'s trf_tok2vec settings to a loaded pipeline. A saved component restores its
+    own settings in ``from_disk``, after any config override, so they are applied here, and the
+    model is reloaded from the saved weights when a setting that shapes it changed."""
+    if not overrides or "trf_tok2vec" not in nlp.pipe_names:
+        return nlp
+    tok2vec = nlp.get_pipe("trf_tok2vec")
+    changed = {k for k, v in overrides.items() if tok2vec.cfg.get(k) != v}
+    tok2vec.cfg.update(overrides)
+    runner = tok2vec._runner
+    if runner is not None and changed & set(_RUNNER_SETTINGS):
+        tok2vec.load(runner.model_dir)
     return nlp
 
 

@@ -70,7 +70,7 @@ def packed_ceiling(
 
     runner = TransformerRunner(model_dir, device=device)
     shapes = []
-    for length in row_lengths:
+    for length in [n for n in row_lengths if n <= runner.max_length] or [runner.max_length]:
         rows = packed_rows(sequences, length)
         rows = rows[: max(1, max_tokens // length)]
         for tokens in tokens_per_batch:

@@ -61,6 +61,10 @@ def naive_hf_loop(
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir), local_files_only=True)
     model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
+    # Never longer than the model's position table (a small model may hold fewer than 512).
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if isinstance(positions, int) and 0 < positions < max_length:
+        max_length = positions
     batches = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
 
     def encode(batch: list[str]) -> tuple[torch.Tensor, int, int]:

