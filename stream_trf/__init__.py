@@ -81,6 +81,7 @@ def load(
 _RUNNER_SETTINGS = (
     "device",
     "precision",
+    "packing",
     "max_length",
     "output_hidden_states",
     "output_attentions",

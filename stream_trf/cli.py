@@ -329,6 +329,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         words_per_batch=args.words_per_batch,
         sweep=[int(x) for x in args.sweep.split(",") if x.strip()],
         precisions=[x.strip() for x in args.precisions.split(",") if x.strip()],
+        packing=args.packing,
         paced_share=args.paced_share,
         paced_seconds=args.paced_seconds,
         soak_seconds=args.soak_minutes * 60,
@@ -615,6 +616,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also check these lower precisions against fp32 (int8 on CPU, fp16/bf16 on GPU): "
         "doc-vector cosine, label agreement and speed; the gate is min cosine ≥ 0.99 and "
         "agreement ≥ 99%% (default: none)",
+    )
+    bn.add_argument(
+        "--packing",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="padding-free inference in the library, worker and fidelity runs: auto (on CUDA for "
+        "BERT-family models), on, off (default: %(default)s)",
     )
     bn.add_argument(
         "--paced-share",

@@ -57,6 +57,11 @@ class Settings:
         "--precisions for their fidelity",
         choices=("fp32", "int8", "fp16", "bf16"),
     )
+    packing: str = _f(
+        "auto",
+        "padding-free inference for BERT-family models: auto (on CUDA), on, off",
+        choices=("auto", "on", "off"),
+    )
     max_text_chars: int = _f(1_000_000, "longer texts become dead letters (text_too_long)")
     # Heavy output fields
     emit_tokens: bool = _f(False, "add token texts and per-token vectors to enriched records")

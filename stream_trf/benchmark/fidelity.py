@@ -31,6 +31,7 @@ def fidelity(
     words_per_batch: int | None = None,
     per_channel: bool | None = None,
     keep_float: list[str] | None = None,
+    packing: str = "auto",
 ) -> dict[str, Any]:
     """Doc-vector cosine and label agreement of ``precision`` against fp32, and both speeds.
 
@@ -39,7 +40,7 @@ def fidelity(
     import stream_trf
     from stream_trf.model.precision import INT8_DEFAULT, Int8Scheme, quantize_int8
 
-    reference = stream_trf.load(model, words_per_batch=words_per_batch)
+    reference = stream_trf.load(model, words_per_batch=words_per_batch, packing=packing)
     ref_docs, ref_s = _run(reference, texts)
     scheme = None
     if precision == "int8" and (per_channel is not None or keep_float is not None):
@@ -47,12 +48,14 @@ def fidelity(
             per_channel=INT8_DEFAULT.per_channel if per_channel is None else per_channel,
             keep_float=INT8_DEFAULT.keep_float if keep_float is None else tuple(keep_float),
         )
-        candidate = stream_trf.load(model, words_per_batch=words_per_batch)
+        candidate = stream_trf.load(model, words_per_batch=words_per_batch, packing=packing)
         runner = candidate.get_pipe("trf_tok2vec").runner
         runner.model = quantize_int8(runner.model, scheme)
         runner.precision = "int8"
     else:
-        candidate = stream_trf.load(model, words_per_batch=words_per_batch, precision=precision)
+        candidate = stream_trf.load(
+            model, words_per_batch=words_per_batch, precision=precision, packing=packing
+        )
         if precision == "int8":
             scheme = INT8_DEFAULT
     docs, s = _run(candidate, texts)

@@ -69,6 +69,7 @@ def run_bench(
     sweep: Sequence[int] = (),
     precisions: Sequence[str] = (),
     naive_batch_size: int = 32,
+    packing: str = "auto",
     paced_share: float = 0.5,
     paced_seconds: float = 60.0,
     soak_seconds: float = 0.0,
@@ -95,6 +96,7 @@ def run_bench(
         "model": model,
         "data": str(data),
         "docs": len(texts),
+        "packing": packing,
         "words": count_words(texts),
         "systems": {},
     }
@@ -111,7 +113,9 @@ def run_bench(
             if step == "ceiling":
                 out["ceiling"] = _measure("ceiling", texts_file, model, {})
             elif step == "library":
-                out["library"] = _measure("library", texts_file, model, {"words_per_batch": wpb})
+                out["library"] = _measure(
+                    "library", texts_file, model, {"words_per_batch": wpb, "packing": packing}
+                )
             elif step == "naive":
                 out["naive"] = _measure(
                     "naive", texts_file, model, {"batch_size": naive_batch_size}
@@ -132,14 +136,20 @@ def run_bench(
                     paced_share=paced_share,
                     paced_seconds=paced_seconds,
                     soak_seconds=soak_seconds,
-                    overrides={"words_per_batch": wpb, **(worker_overrides or {})},
+                    overrides={
+                        "words_per_batch": wpb,
+                        "packing": packing,
+                        **(worker_overrides or {}),
+                    },
                     log_dir=work_dir,
                 )
             bar.update(1)
         points = []
         for w in extra:
             bar.set_description(f"bench: library sweep {w}")
-            points.append(_measure("library", texts_file, model, {"words_per_batch": w}))
+            points.append(
+                _measure("library", texts_file, model, {"words_per_batch": w, "packing": packing})
+            )
             bar.update(1)
         for precision in precisions:
             bar.set_description(f"bench: fidelity of {precision}")
@@ -147,7 +157,7 @@ def run_bench(
                 "fidelity",
                 texts_file,
                 model,
-                {"precision": precision, "words_per_batch": wpb},
+                {"precision": precision, "words_per_batch": wpb, "packing": packing},
             )
             bar.update(1)
     if "library" in out and extra:

@@ -37,12 +37,15 @@ def run_library(
     batch_size: int = 256,
     classifier: Any = None,
     bare: bool = True,
+    packing: str = "auto",
 ) -> dict[str, Any]:
     import stream_trf
 
     from ..text.batching import make_batches
 
-    nlp = stream_trf.load(model, words_per_batch=words_per_batch, classifier=classifier)
+    nlp = stream_trf.load(
+        model, words_per_batch=words_per_batch, classifier=classifier, packing=packing
+    )
     list(nlp.pipe(texts[:20]))  # warm-up: weights paged in, kernels chosen
     t2v = nlp.get_pipe("trf_tok2vec")
     runner = t2v.runner
@@ -58,6 +61,7 @@ def run_library(
         "name": "library (nlp.pipe)",
         "words_per_batch": words_per_batch,
         "batch_size": batch_size,
+        "packed": runner.packed,
         "seconds": round(elapsed, 3),
         "wordpieces": n_wp,
         "wordpieces_per_s": round(n_wp / elapsed, 1),

@@ -9,6 +9,7 @@ splitting it in halves.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import torch
 
 from ..errors import UnsupportedModel
 from .gpu import resolve_device, to_host
+from .packed import packed_forward, supports_packing
 from .precision import apply_precision
 from .source import model_family
 
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 _FALLBACK_MAX_LENGTH = 512
+PACKINGS = ("auto", "on", "off")
 
 
 @dataclass
@@ -68,6 +71,7 @@ class TransformerRunner:
         max_length: int | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        packing: str = "auto",
     ) -> None:
         from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
@@ -103,7 +107,22 @@ class TransformerRunner:
             getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or 0
         )
         self.max_length = max_length or self._default_max_length()
+        self.packed = self._choose_packing(packing)
         self.stats = RunnerStats()
+
+    def _choose_packing(self, packing: str) -> bool:
+        """Padding-free inference (model/packed.py): ``auto`` uses it on CUDA, where the
+        variable-length attention kernel makes it pay; on a CPU the padded path is as fast
+        with length-bucketed sub-batches. ``on`` forces it wherever the model allows."""
+        if packing not in PACKINGS:
+            raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
+        if packing == "off" or self.output_attentions or self.precision == "int8":
+            return False
+        if not supports_packing(self.model):
+            if packing == "on":
+                log.warning("packing: %s has no packed path; padding instead", self.family)
+            return False
+        return packing == "on" or self.device.type == "cuda"
 
     def _default_max_length(self) -> int:
         """The longest sequence the model takes: the tokenizer's ``model_max_length`` when
@@ -163,6 +182,8 @@ class TransformerRunner:
             return []
         try:
             with torch.inference_mode():
+                if self.packed:
+                    return self._predict_packed(ids, type_ids)
                 inputs = self.pad(ids, type_ids)
                 out = self.forward(inputs)
                 return self._unpad(out, [len(x) for x in ids])
@@ -177,6 +198,32 @@ class TransformerRunner:
             return self.predict(ids[:half], type_ids[:half]) + self.predict(
                 ids[half:], type_ids[half:]
             )
+
+    def _predict_packed(
+        self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
+    ) -> list[SequenceOutput]:
+        last_t, states_t, lengths = packed_forward(
+            self.model,
+            ids,
+            type_ids,
+            self.device,
+            output_hidden_states=self.output_hidden_states,
+        )
+        last = to_host(last_t)
+        states = [to_host(h) for h in states_t] if states_t is not None else None
+        total = int(sum(lengths))
+        self.stats.batches += 1
+        self.stats.sequences += len(lengths)
+        self.stats.real_wordpieces += total
+        self.stats.padded_wordpieces += total
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        return [
+            SequenceOutput(
+                last_hidden_state=last[a:b],
+                hidden_states=[h[a:b] for h in states] if states is not None else None,
+            )
+            for a, b in itertools.pairwise(bounds)
+        ]
 
     def _unpad(self, out: Any, lengths: list[int]) -> list[SequenceOutput]:
         last = to_host(out.last_hidden_state)

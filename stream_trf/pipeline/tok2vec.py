@@ -51,6 +51,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "output_attentions": False,
     "device": "auto",
     "precision": "fp32",
+    "packing": "auto",
     "prefetch": 1,
     # Training through nlp.update (see pipeline/training.py)
     "grad_factor": 1.0,
@@ -74,6 +75,7 @@ def make_tok2vec(
     output_attentions: bool,
     device: str,
     precision: str,
+    packing: str,
     prefetch: int,
     grad_factor: float,
     learn_rate: float,
@@ -92,6 +94,8 @@ def make_tok2vec(
     device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N".
     precision: "fp32"; "int8" (CPU, dynamic quantization) or "fp16"/"bf16" (GPU), inference
         only and gated by the fidelity report of ``stream-trf bench --precisions``.
+    packing: "auto" runs BERT-family models padding-free on CUDA (variable-length attention,
+        model/packed.py); "on" forces it on any device, "off" always pads.
     prefetch: in ``nlp.pipe``, batches of docs the upstream components (tokenizer, sentencizer,
         wordpiecer) prepare in a thread while the transformer computes; 0 = none.
     grad_factor: scales the gradients listeners send back; 0 freezes the transformer (no
@@ -111,6 +115,7 @@ def make_tok2vec(
         output_attentions=output_attentions,
         device=device,
         precision=precision,
+        packing=packing,
         prefetch=prefetch,
         grad_factor=grad_factor,
         learn_rate=learn_rate,
@@ -153,6 +158,7 @@ class TransformerTok2Vec(BatchPipe):
             Path(model_dir),
             device=self.cfg["device"],
             precision=self.cfg["precision"],
+            packing=self.cfg.get("packing", "auto"),
             max_length=self.cfg["max_length"],
             output_hidden_states=self.cfg["output_hidden_states"],
             output_attentions=self.cfg["output_attentions"],

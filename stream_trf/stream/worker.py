@@ -92,7 +92,10 @@ def build_processor(settings: Settings) -> BatchProcessor:
     from .app import worker_name
 
     nlp = stream_trf.load(
-        settings.model, words_per_batch=settings.words_per_batch, precision=settings.precision
+        settings.model,
+        words_per_batch=settings.words_per_batch,
+        precision=settings.precision,
+        packing=settings.packing,
     )
     return BatchProcessor(
         nlp,

@@ -1,0 +1,114 @@
+"""Packed (padding-free) inference for BERT-family encoders.
+
+Padding costs compute: every padded wordpiece goes through every Linear layer. Here the
+sub-batch's sequences are concatenated into one ``(total, width)`` matrix, so each Linear and
+LayerNorm sees real wordpieces only, and attention runs per sequence through PyTorch's
+variable-length kernel (``scaled_dot_product_attention`` on a jagged nested tensor: flash or
+memory-efficient attention on CUDA). Position ids restart at each sequence, so every row is what
+the model computes on that sequence alone, as with right padding and an attention mask.
+
+It reuses the Hugging Face module's own weights (no copy) and is checked against the padded
+path in the tests. Other architectures, and requests for attention weights, use the padded path.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+
+IntArray = npt.NDArray[np.int64]
+
+# Jagged nested tensors are a prototype API; their warning would repeat in every worker's log.
+warnings.filterwarnings("ignore", message="The PyTorch API of nested tensors is in prototype")
+
+_PACKABLE_TYPES = ("bert",)
+
+
+def supports_packing(model: Any) -> bool:
+    """Whether ``model`` has the BERT layout this module runs (BertModel and its clones)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) not in _PACKABLE_TYPES:
+        return False
+    try:
+        layer = model.encoder.layer[0]
+        attn = layer.attention.self
+        return all(
+            hasattr(x, "weight")
+            for x in (
+                attn.query,
+                attn.key,
+                attn.value,
+                layer.attention.output.dense,
+                layer.intermediate.dense,
+                layer.output.dense,
+            )
+        ) and hasattr(model, "embeddings")
+    except (AttributeError, IndexError, TypeError):
+        return False
+
+
+def _attention(
+    layer: Any, hidden: torch.Tensor, offsets: torch.Tensor, max_len: int
+) -> torch.Tensor:
+    """Multi-head self-attention within each sequence of the packed ``hidden``."""
+    attn = layer.attention.self
+    heads, size = attn.num_attention_heads, attn.attention_head_size
+    total = hidden.shape[0]
+
+    def jagged(x: torch.Tensor) -> torch.Tensor:
+        nt = torch.nested.nested_tensor_from_jagged(
+            x.view(total, heads, size), offsets, max_seqlen=max_len
+        )
+        return nt.transpose(1, 2)  # (batch, heads, jagged, size)
+
+    q, k, v = jagged(attn.query(hidden)), jagged(attn.key(hidden)), jagged(attn.value(hidden))
+    context = F.scaled_dot_product_attention(q, k, v)
+    return context.transpose(1, 2).values().reshape(total, heads * size)
+
+
+def _layer(layer: Any, hidden: torch.Tensor, offsets: torch.Tensor, max_len: int) -> torch.Tensor:
+    context = _attention(layer, hidden, offsets, max_len)
+    out = layer.attention.output
+    hidden = out.LayerNorm(out.dense(context) + hidden)
+    inter = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(hidden))
+    return layer.output.LayerNorm(layer.output.dense(inter) + hidden)
+
+
+def packed_forward(
+    model: Any,
+    ids: Sequence[IntArray],
+    type_ids: Sequence[IntArray | None],
+    device: torch.device,
+    *,
+    output_hidden_states: bool = False,
+) -> tuple[torch.Tensor, list[torch.Tensor] | None, list[int]]:
+    """Run ``model`` on the concatenated sequences, in inference mode.
+
+    Returns the packed last hidden state ``(total, width)``, the packed per-layer hidden states
+    (embeddings first) when asked, and the sequence lengths.
+    """
+    lengths = [len(x) for x in ids]
+    flat = np.concatenate(ids).astype(np.int64, copy=False)
+    types = np.concatenate(
+        [t if t is not None else np.zeros(n, dtype=np.int64) for t, n in zip(type_ids, lengths)]
+    ).astype(np.int64, copy=False)
+    positions = np.concatenate([np.arange(n, dtype=np.int64) for n in lengths])
+    offsets = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), device=device)
+    max_len = max(lengths)
+    hidden = model.embeddings(
+        input_ids=torch.from_numpy(flat).to(device)[None],
+        token_type_ids=torch.from_numpy(types).to(device)[None],
+        position_ids=torch.from_numpy(positions).to(device)[None],
+    )[0]
+    states = [hidden] if output_hidden_states else None
+    for layer in model.encoder.layer:
+        hidden = _layer(layer, hidden, offsets, max_len)
+        if states is not None:
+            states.append(hidden)
+    return hidden, states, lengths
