@@ -5,6 +5,7 @@ stream-trf worker      consume documents, publish enriched records (the producti
 stream-trf broker      run the embedded Kafka-compatible broker (Tansu) and print its URL
 stream-trf produce     send a JSONL file to a topic, one record per line, as it is
 stream-trf consume     print a topic's records as JSON lines; report duplicates
+stream-trf reference   a drift reference from enriched records (a file or a topic)
 stream-trf encode      encode texts with the wrapped transformer and show what it gives
 stream-trf train       train a text classifier (fine-tune, or a head over the frozen model)
 stream-trf evaluate    per-label precision/recall/F1 of a trained pipeline
@@ -250,6 +251,72 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reference(args: argparse.Namespace) -> int:
+    import orjson
+
+    from .monitor.reference import Reference
+
+    if args.from_file:
+        path = Path(args.from_file)
+
+        def lines() -> Any:
+            import gzip
+
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as f:
+                for line in f:
+                    if line.strip():
+                        yield orjson.loads(line)
+
+        records: Any = lines()
+        source = f"file:{path.name}"
+    else:
+        import asyncio
+
+        from .stream import clients
+
+        settings = _settings(args)
+        want = args.limit or 500
+        records = asyncio.run(
+            clients.consume(
+                settings,
+                args.from_topic,
+                until=lambda r: len(r) >= want,
+                timeout=args.timeout,
+                idle_timeout=args.idle_timeout,
+            )
+        )
+        source = f"topic:{args.from_topic}"
+        if args.limit is None:
+            args.limit = want
+    try:
+        ref = Reference.from_records(
+            records,
+            source=source,
+            limit=args.limit,
+            sample_size=args.sample_size,
+            model=args.model,
+        )
+    except ValueError as err:
+        print(f"stream-trf: error: {err}", file=sys.stderr)
+        return 2
+    ref.save(args.output)
+    model = ref.model or {}
+    print(
+        f"reference of {model.get('name')} {model.get('version')}: {ref.documents} documents, "
+        f"{len(ref.label_counts)} labels, "
+        f"{0 if ref.vector_sample is None else len(ref.vector_sample)} doc vectors kept; "
+        f"saved {args.output}",
+        file=sys.stderr,
+    )
+    if args.limit is not None and ref.documents < args.limit:
+        print(
+            f"stream-trf: warning: only {ref.documents} of the {args.limit} documents asked for",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training.train import train
 
@@ -441,6 +508,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     consume.set_defaults(func=cmd_consume)
 
+    rf = sub.add_parser(
+        "reference",
+        help="build a drift reference from enriched records (a JSONL file or a topic)",
+        description="Summarise enriched records (as the worker publishes them) into the "
+        "reference the monitor compares each window with: the transformer's label "
+        "distribution and mean confidence, the agreement with the production labels, the mean "
+        "doc vector and a random sample of doc vectors, and text figures. Duplicates (same "
+        "source) are skipped; only one model's records are used (--model, else the first "
+        "record's). Give the result to workers with --reference-file / "
+        "STREAM_TRF_REFERENCE_FILE; without one, each worker takes its model's first "
+        "--reference-size documents.",
+        epilog="examples: stream-trf reference --from-file enriched.jsonl --output ref.json; "
+        "stream-trf reference --from-topic stream-trf-enriched --broker kafka://k:9092 "
+        "--limit 1000 --output ref.json",
+    )
+    source = rf.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--from-file", metavar="ENRICHED.jsonl", help="enriched records, one per line (.gz ok)"
+    )
+    source.add_argument(
+        "--from-topic", metavar="TOPIC", help="read enriched records from this topic's start"
+    )
+    rf.add_argument("--output", required=True, metavar="REF.json", help="where to write it")
+    rf.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="use the first N documents (default: the whole file; 500 from a topic)",
+    )
+    rf.add_argument(
+        "--model", default=None, help="use only this model's records (its name in the records)"
+    )
+    rf.add_argument(
+        "--sample-size",
+        type=int,
+        default=500,
+        help="doc vectors kept for the two-sample test (default: %(default)s)",
+    )
+    rf.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="with --from-topic: stop reading after this many seconds (default: %(default)s)",
+    )
+    rf.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        help="with --from-topic: stop after this many seconds without a record "
+        "(default: %(default)s)",
+    )
+    add_arguments(rf, only=CLIENT_SETTINGS)
+    rf.set_defaults(func=cmd_reference)
+
     enc = sub.add_parser(
         "encode",
         help="encode texts with the wrapped transformer and show shapes, wordpieces, similarities",
@@ -496,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument(
         "--learn-rate",
         type=float,
-        default=5e-5,
+        default=1e-4,
         help="transformer learning rate (default: %(default)s)",
     )
     tr.add_argument(

@@ -91,6 +91,51 @@ class Settings:
     web_host: str = _f("127.0.0.1", "address the web server binds to")
     log_level: str = _f("info", "log level", choices=("debug", "info", "warn", "error"))
     data_dir: str = _f("", "faust's data directory (default: a temporary one)")
+    # Monitoring (stream_trf/monitor): windows, reference, alert thresholds
+    metrics_topic: str = _f(
+        "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
+    )
+    window_seconds: float = _f(60.0, "length of the monitor's tumbling windows in seconds")
+    reference_size: int = _f(
+        500, "a model's first N documents are its drift reference when no reference file exists"
+    )
+    reference_file: str = _f(
+        "",
+        "reference made by `stream-trf reference`; when the file does not exist yet, the "
+        "reference built from the stream is saved there",
+    )
+    alert_windows: int = _f(2, "a figure beyond its threshold for this many windows alerts")
+    alert_min_documents: int = _f(
+        100, "windows with fewer documents neither raise nor clear alerts (too noisy)"
+    )
+    drift_permutations: int = _f(
+        200, "permutations of the MMD two-sample test on doc vectors (its p-value's resolution)"
+    )
+    agreement_min: float = _f(
+        0.0,
+        "alert when the agreement ratio's 95%% upper bound is below this; 0: below the "
+        "reference's ratio minus --agreement-max-drop",
+    )
+    agreement_max_drop: float = _f(0.1, "agreement drop from the reference's ratio that alerts")
+    label_js_max: float = _f(
+        0.25, "Jensen-Shannon distance of the label distribution from the reference that alerts"
+    )
+    label_psi_max: float = _f(
+        0.5, "PSI of the label distribution against the reference that alerts"
+    )
+    confidence_max_drop: float = _f(0.1, "mean confidence drop from the reference's that alerts")
+    embedding_cosine_max: float = _f(
+        0.05, "cosine distance of the window's mean doc vector from the reference's that alerts"
+    )
+    embedding_p_value_min: float = _f(
+        0.01, "MMD two-sample test p-value (window vs reference doc vectors) below which to alert"
+    )
+    text_relative_max: float = _f(
+        0.5, "relative change of mean words or sentences per doc from the reference that alerts"
+    )
+    text_share_max: float = _f(
+        0.05, "change of the windowed or unknown wordpiece share from the reference that alerts"
+    )
 
     @classmethod
     def from_sources(
@@ -134,6 +179,12 @@ class Settings:
             )
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")
+        if self.window_seconds <= 0 or self.reference_size < 1 or self.alert_windows < 1:
+            raise ValueError(
+                "window_seconds must be positive, reference_size and alert_windows at least 1"
+            )
+        if self.drift_permutations < 1 or self.alert_min_documents < 0:
+            raise ValueError("drift_permutations must be at least 1, alert_min_documents >= 0")
         if self.heartbeat_interval * 3 > self.session_timeout:
             raise ValueError("heartbeat_interval must be at most a third of session_timeout")
 

@@ -35,6 +35,7 @@ class DocWordpieces:
     alignment: Ragged  # token → content wordpieces (boundary tokens excluded)
     rebuild: RebuildMatrix  # W: tokens × wordpieces
     class_token: int | None  # position of the class token within a sentence (0, -1 or None)
+    unk_id: int | None = None  # the tokenizer's unknown token, when it has one
 
     @property
     def n_sentences(self) -> int:

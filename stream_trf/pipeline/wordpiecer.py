@@ -51,6 +51,7 @@ class TransformerWordpiecer(BatchPipe):
         self.cfg: dict[str, Any] = {"model": model}
         self._tokenizer: Any = None
         self._class_token: int | None = None
+        self._unk_id: int | None = None
         self._model_dir: Path | None = None
 
     # --- model loading -------------------------------------------------------------------
@@ -65,6 +66,8 @@ class TransformerWordpiecer(BatchPipe):
         self._tokenizer = load_tokenizer(Path(model_dir))
         self._model_dir = Path(model_dir)
         self._class_token = class_token_position(self._tokenizer)
+        unk = getattr(self._tokenizer, "unk_token_id", None)
+        self._unk_id = unk if isinstance(unk, int) else None
 
     def initialize(self, get_examples: Any = None, *, nlp: Any = None) -> None:
         if self._tokenizer is None:
@@ -142,6 +145,7 @@ class TransformerWordpiecer(BatchPipe):
             alignment=invert(piece_to_tokens, n_tok, ~is_boundary),
             rebuild=rebuild_matrix(piece_to_tokens, n_tok),
             class_token=self._class_token,
+            unk_id=self._unk_id,
         )
 
     # --- serialization -------------------------------------------------------------------

@@ -6,7 +6,7 @@ import json
 from importlib import resources
 from typing import Any
 
-NAMES = ("input", "enriched", "dead-letter")
+NAMES = ("input", "enriched", "dead-letter", "metrics")
 
 
 def load(name: str, version: int = 1) -> dict[str, Any]:

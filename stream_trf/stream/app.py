@@ -13,6 +13,12 @@ At least once, nothing lost:
 The model runs in a single worker thread, so fetching, heartbeats and publishing go on while it
 computes. On SIGTERM the in-flight batch is finished and published before the agent stops,
 then faust commits and leaves the group.
+
+Monitoring (``stream_trf.monitor``): once a buffer's outputs are acknowledged the monitor sees
+them; a timer closes its windows (off the event loop) and publishes one window record per model
+to the metrics topic. With a web port, faust's web server also serves ``/metrics``
+(Prometheus), ``/dashboard`` and ``/dashboard/windows.json``, read-only, bound to ``web_host``
+(localhost by default). Monitoring never stops enrichment: its failures are logged.
 """
 
 from __future__ import annotations
@@ -28,7 +34,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import faust
+import orjson
 
+from ..monitor.monitor import Monitor, MonitorConfig
 from ..settings import Settings
 from .processor import BatchProcessor, Output, RawMessage
 from .records import Source
@@ -137,6 +145,35 @@ def _patch_fetch_max_wait() -> None:
     thread_cls._stream_trf_patched = True  # type: ignore[attr-defined]
 
 
+def _add_pages(app: faust.App, monitor: Monitor) -> None:
+    """``/metrics`` (Prometheus), ``/dashboard`` and its data, on faust's web server. All
+    read-only (GET), and the server binds to ``web_host``, localhost by default."""
+    from faust.web import Request, Response, View
+
+    from ..monitor.prometheus import CONTENT_TYPE
+
+    @app.page("/metrics", name="stream_trf_metrics")
+    async def metrics(self: View, request: Request) -> Response:
+        return self.bytes(monitor.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+
+    @app.page("/dashboard", name="stream_trf_dashboard")
+    async def dashboard(self: View, request: Request) -> Response:
+        from ..monitor import dashboard as page
+
+        headers = {"Cache-Control": "no-store"}
+        policy = getattr(page, "CONTENT_SECURITY_POLICY", None)
+        if policy:
+            headers["Content-Security-Policy"] = policy
+        return self.html(page.page(), headers=headers)
+
+    @app.page("/dashboard/windows.json", name="stream_trf_dashboard_windows")
+    async def windows(self: View, request: Request) -> Response:
+        body = orjson.dumps({"windows": monitor.history(), "alerts": monitor.current_alerts()})
+        return self.bytes(
+            body, headers={"Content-Type": "application/json", "Cache-Control": "no-store"}
+        )
+
+
 def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
     _patch_fetch_max_wait()
@@ -173,19 +210,70 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     source_topic = app.topic(settings.input_topic, **topic_kwargs)
     output_topic = app.topic(settings.output_topic, **topic_kwargs)
     dlq_topic = app.topic(settings.dlq_topic, **topic_kwargs)
+    metrics_topic = (
+        app.topic(settings.metrics_topic, **topic_kwargs) if settings.metrics_topic else None
+    )
     publisher = Publisher(output_topic, dlq_topic)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-trf-model")
     state = {"started": time.time(), "last_log": time.time()}
+    monitor = Monitor(MonitorConfig.from_settings(settings), worker=worker_name())
+    app._stream_trf_monitor = monitor  # type: ignore[attr-defined]
+    if processor is not None:  # the model is on /metrics before the first record
+        monitor.metrics.set_model(processor.model.name, processor.model.version)
 
     @app.task
     async def declare_topics() -> None:
-        for topic in (source_topic, output_topic, dlq_topic):
+        topics = [source_topic, output_topic, dlq_topic]
+        if metrics_topic is not None:
+            topics.append(metrics_topic)
+        for topic in topics:
             await topic.maybe_declare()
+
+    def observe(outputs: list[Output]) -> None:
+        """Show the monitor what was just published (and acknowledged). Monitoring never
+        stops enrichment: a failure here is logged, not raised."""
+        now = time.time()
+        try:
+            for o in outputs:
+                if o.kind == "enriched":
+                    monitor.observe_enriched(orjson.loads(o.value), now)
+                else:
+                    model = processor.model
+                    monitor.observe_dead_letter((model.name, model.version), now)
+        except Exception:
+            log.exception("the monitor failed to observe a batch; enrichment goes on")
+
+    @app.timer(interval=min(1.0, settings.window_seconds / 4))
+    async def close_windows() -> None:
+        try:
+            # The two-sample test takes tens of milliseconds: off the event loop.
+            records = await asyncio.to_thread(monitor.tick, time.time())
+        except Exception:
+            log.exception("the monitor failed to close a window; enrichment goes on")
+            return
+        if metrics_topic is None:
+            return
+        for rec in records:
+            try:
+                fut = await metrics_topic.send(
+                    key=rec["model"]["name"].encode("utf-8"), value=orjson.dumps(rec)
+                )
+                await fut
+            except Exception as err:  # a lost window record must not stop the worker
+                log.warning(
+                    "could not publish a window record to %s (%s: %s)",
+                    settings.metrics_topic,
+                    type(err).__name__,
+                    err,
+                )
+
+    _add_pages(app, monitor)
 
     async def handle(messages: list[RawMessage]) -> None:
         loop = asyncio.get_running_loop()
         outputs = await loop.run_in_executor(executor, processor.process, messages)
         await publisher.publish(outputs)
+        observe(outputs)
         now = time.time()
         if now - state["last_log"] > 10:
             state["last_log"] = now

@@ -52,6 +52,9 @@ def enrich(
         "windowed_wordpieces": int(doc._.trf_windowed_wordpieces),
         "doc_vector": np.asarray(doc.vector, dtype=np.float32),
     }
+    unknown = count_unknown(doc)
+    if unknown is not None:
+        out["n_unknown_wordpieces"] = unknown
     if doc.cats:
         label = max(doc.cats, key=doc.cats.__getitem__)
         out["cats"] = {k: float(v) for k, v in doc.cats.items()}
@@ -77,6 +80,16 @@ def enrich(
     if worker:
         out["worker"] = worker
     return out
+
+
+def count_unknown(doc: Doc) -> int | None:
+    """Content wordpieces that are the tokenizer's unknown token: text the model's vocabulary
+    cannot represent (a drift signal). Boundary tokens are left out (GPT-2's unknown token is
+    also its boundary token). None when the tokenizer has no unknown token."""
+    data = doc._.trf_data
+    if data is None or data.unk_id is None:
+        return None
+    return int(np.count_nonzero((data.ids == data.unk_id) & ~data.is_boundary))
 
 
 def dumps(record: dict[str, Any]) -> bytes:

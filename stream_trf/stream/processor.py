@@ -3,12 +3,17 @@
 Synchronous and broker-free: the worker runs it in a thread, tests run it directly. Model
 failures are contained by bisection: a failing batch is split in halves until the record that
 fails alone is found; that record becomes a dead letter and the rest go on.
+
+Each buffer runs inside spaCy's memory zone: every string a buffer adds to the vocab (package
+names, URLs, numbers: a stream never runs out of new ones) is dropped when the buffer is done,
+so a long-running worker's memory stays flat. Outputs are serialized inside the zone.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +71,15 @@ class BatchProcessor:
         self.batch_size = batch_size
         self.stats = ProcessorStats()
 
+    def _memory_zone(self) -> AbstractContextManager[Any]:
+        zone = getattr(self.nlp, "memory_zone", None)  # spaCy >= 3.8
+        return zone() if zone is not None else nullcontext()
+
     def process(self, messages: list[RawMessage]) -> list[Output]:
+        with self._memory_zone():
+            return self._process(messages)
+
+    def _process(self, messages: list[RawMessage]) -> list[Output]:
         started = time.time()
         outputs: list[Output | None] = [None] * len(messages)
         valid: list[tuple[int, InputRecord]] = []

@@ -44,7 +44,7 @@ def train(
     freeze: bool = False,
     seed: int = 0,
     batch_size: int = 16,
-    learn_rate: float = 5e-5,
+    learn_rate: float = 1e-4,
     head_learn_rate: float | None = None,
     warmup: float = 0.1,
     pooling: str = "doc_mean",

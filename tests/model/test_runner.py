@@ -26,20 +26,32 @@ def test_device_follows_the_machine() -> None:
     assert resolve_device("cpu").type == "cpu"
 
 
-def test_out_of_memory_splits_the_batch(tiny_models) -> None:
-    runner = TransformerRunner(tiny_models["bert"])
+@pytest.mark.parametrize("packing", ["off", "on"])
+def test_out_of_memory_splits_the_batch(tiny_models, packing: str) -> None:
+    runner = TransformerRunner(tiny_models["bert"], packing=packing)
     ids = [np.array([2, 10 + i, 11, 12, 3][: 3 + i % 3], dtype=np.int64) for i in range(8)]
     expected = runner.predict(ids, [None] * 8)
-    real_forward = runner.forward
     calls = []
+    if runner.packed:
+        real_packed = runner._predict_packed
 
-    def flaky(inputs):
-        calls.append(inputs["input_ids"].shape[0])
-        if inputs["input_ids"].shape[0] > 2:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_forward(inputs)
+        def flaky_packed(ids, type_ids):
+            calls.append(len(ids))
+            if len(ids) > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return real_packed(ids, type_ids)
 
-    runner.forward = flaky  # type: ignore[method-assign]
+        runner._predict_packed = flaky_packed  # type: ignore[method-assign]
+    else:
+        real_forward = runner.forward
+
+        def flaky(inputs):
+            calls.append(inputs["input_ids"].shape[0])
+            if inputs["input_ids"].shape[0] > 2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return real_forward(inputs)
+
+        runner.forward = flaky  # type: ignore[method-assign]
     got = runner.predict(ids, [None] * 8)
     assert calls[0] == 8 and max(calls[1:]) <= 4 and runner.stats.oom_splits >= 3
     for a, b in zip(expected, got):
@@ -47,7 +59,7 @@ def test_out_of_memory_splits_the_batch(tiny_models) -> None:
 
 
 def test_other_errors_are_not_swallowed(tiny_models) -> None:
-    runner = TransformerRunner(tiny_models["bert"])
+    runner = TransformerRunner(tiny_models["bert"], packing="off")
 
     def broken(inputs):
         raise RuntimeError("something else")

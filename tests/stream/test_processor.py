@@ -281,3 +281,20 @@ def test_a_timestamp_in_the_future_queues_for_zero(nlp: Any) -> None:
     ts = int(time.time() * 1000) + 60_000
     (out,) = BatchProcessor(nlp, MODEL).process([_msg(_good(1), 0, timestamp_ms=ts)])
     assert _validate(out)["timings"]["queued_ms"] == 0.0
+
+
+def test_memory_stays_flat_on_a_stream_of_new_words(nlp: Any) -> None:
+    """Strings a buffer adds to the vocab are dropped with the buffer (spaCy's memory zone), so
+    a stream of ever-new words (package names, URLs) does not grow the worker's memory."""
+    proc = BatchProcessor(nlp, MODEL)
+    proc.process([_msg(_good(0), 0)])  # warm-up: the pipeline's own strings
+    before = len(nlp.vocab.strings)
+    for batch in range(3):
+        words = [f"zq{batch}x{i}unseen" for i in range(200)]
+        msgs = [_msg(_good(i, " ".join(words[i : i + 20]) + "."), i) for i in range(0, 200, 20)]
+        outs = proc.process(msgs)
+        assert [o.kind for o in outs] == ["enriched"] * len(msgs)
+        rec = _validate(outs[0])  # serialized inside the zone: still whole afterwards
+        assert rec["n_tokens"] == 21
+        assert len(nlp.vocab.strings) == before
+    assert words[0] not in nlp.vocab.strings
