@@ -268,6 +268,26 @@ class Reference:
             return cls.from_json(json.load(f))
 
 
+def tally(acc: Any, record: dict[str, Any]) -> None:
+    """Add one enriched record to ``acc``'s running sums: text figures, label counts, confidence,
+    agreement with the production label, and the doc-vector sample. Shared by the reference
+    builder and the windows, so both summarise a record the same way."""
+    acc.text.add(record)
+    label = record.get("label")
+    if isinstance(label, str):
+        acc.labels[label] += 1
+    score = record.get("score")
+    if isinstance(score, (int, float)) and math.isfinite(score):
+        acc.score_sum += float(score)
+        acc.scored += 1
+    production = record.get("production")
+    if isinstance(production, dict) and isinstance(production.get("agrees"), bool):
+        acc.compared += 1
+        acc.agree += int(production["agrees"])
+    if record.get("doc_vector") is not None:
+        acc.vectors.add(record["doc_vector"])
+
+
 class ReferenceBuilder:
     """Accumulates one model's enriched records until ``limit`` unique documents are in."""
 
@@ -307,20 +327,7 @@ class ReferenceBuilder:
             if key in self._seen:
                 return False
             self._seen.add(key)
-        self.text.add(record)
-        label = record.get("label")
-        if isinstance(label, str):
-            self.labels[label] += 1
-        score = record.get("score")
-        if isinstance(score, (int, float)) and math.isfinite(score):
-            self.score_sum += float(score)
-            self.scored += 1
-        production = record.get("production")
-        if isinstance(production, dict) and isinstance(production.get("agrees"), bool):
-            self.compared += 1
-            self.agree += int(production["agrees"])
-        if record.get("doc_vector") is not None:
-            self.vectors.add(record["doc_vector"])
+        tally(self, record)
         return True
 
     def build(self) -> Reference:

@@ -22,7 +22,7 @@ from typing import Any, TypedDict
 import numpy as np
 import numpy.typing as npt
 
-from .reference import TextSums, VectorReservoir, model_key, source_key
+from .reference import TextSums, VectorReservoir, model_key, source_key, tally
 
 ModelKey = tuple[str, str]  # (name, version)
 
@@ -82,20 +82,7 @@ class _Window:
         self._rng = np.random.default_rng(seed)
 
     def add(self, record: dict[str, Any], now: float) -> None:
-        self.text.add(record)
-        label = record.get("label")
-        if isinstance(label, str):
-            self.labels[label] += 1
-        score = record.get("score")
-        if isinstance(score, (int, float)) and math.isfinite(score):
-            self.score_sum += float(score)
-            self.scored += 1
-        production = record.get("production")
-        if isinstance(production, dict) and isinstance(production.get("agrees"), bool):
-            self.compared += 1
-            self.agree += int(production["agrees"])
-        if record.get("doc_vector") is not None:
-            self.vectors.add(record["doc_vector"])
+        tally(self, record)
         latency = record_latency(record, now)
         if latency is not None:
             self._latency_seen += 1
