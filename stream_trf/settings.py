@@ -109,6 +109,10 @@ class Settings:
     alert_min_documents: int = _f(
         100, "windows with fewer documents neither raise nor clear alerts (too noisy)"
     )
+    drift_sample_size: int = _f(
+        500,
+        "doc vectors per side of the MMD two-sample test (kept per window and in the reference)",
+    )
     drift_permutations: int = _f(
         200, "permutations of the MMD two-sample test on doc vectors (its p-value's resolution)"
     )
@@ -117,12 +121,19 @@ class Settings:
         "alert when the agreement ratio's 95%% upper bound is below this; 0: below the "
         "reference's ratio minus --agreement-max-drop",
     )
-    agreement_max_drop: float = _f(0.1, "agreement drop from the reference's ratio that alerts")
+    agreement_max_drop: float = _f(
+        0.05, "agreement drop from the reference's ratio that alerts (95%% upper bound below it)"
+    )
     label_js_max: float = _f(
         0.25, "Jensen-Shannon distance of the label distribution from the reference that alerts"
     )
     label_psi_max: float = _f(
         0.5, "PSI of the label distribution against the reference that alerts"
+    )
+    label_noise_alpha: float = _f(
+        0.001,
+        "label drift alerts only beyond what chance exceeds with this probability at the "
+        "window's size too (small windows are noisy)",
     )
     confidence_max_drop: float = _f(0.1, "mean confidence drop from the reference's that alerts")
     embedding_cosine_max: float = _f(
@@ -136,6 +147,11 @@ class Settings:
     )
     text_share_max: float = _f(
         0.05, "change of the windowed or unknown wordpiece share from the reference that alerts"
+    )
+    text_noise_z: float = _f(
+        3.0,
+        "a text figure's change alerts only beyond this many standard errors of the change too "
+        "(long documents make small windows noisy)",
     )
 
     @classmethod
@@ -186,6 +202,10 @@ class Settings:
             )
         if self.drift_permutations < 1 or self.alert_min_documents < 0:
             raise ValueError("drift_permutations must be at least 1, alert_min_documents >= 0")
+        if not 0 < self.label_noise_alpha < 1:
+            raise ValueError(f"label_noise_alpha must be in (0, 1), got {self.label_noise_alpha}")
+        if self.drift_sample_size < 2:
+            raise ValueError("drift_sample_size must be at least 2")
         if self.heartbeat_interval * 3 > self.session_timeout:
             raise ValueError("heartbeat_interval must be at most a third of session_timeout")
 

@@ -37,9 +37,12 @@ class Thresholds:
 
     min_documents: int = 100  # windows with fewer documents are not evaluated
     agreement_min: float = 0.0  # >0: fixed floor; 0: the reference's ratio − agreement_max_drop
-    agreement_max_drop: float = 0.1
+    agreement_max_drop: float = 0.05
     label_js_max: float = 0.25
     label_psi_max: float = 0.5
+    # label_js_max is raised, when a window is small, to what chance alone exceeds with this
+    # probability (stats.js_noise_bound): 0.245 for 100 documents against 500 of reference
+    label_noise_alpha: float = 0.001
     confidence_max_drop: float = 0.1  # mean confidence below the reference's by more than this
     # all-MiniLM-L6-v2 on Debian descriptions: 99.9th percentile 0.033 for 100 documents of
     # the reference's own sections; 0.11–0.24 when they come from one or two other sections
@@ -47,6 +50,10 @@ class Thresholds:
     embedding_p_value_min: float = 0.01
     text_relative_max: float = 0.5  # |window / reference − 1| of mean words and sentences
     text_share_max: float = 0.05  # |window − reference| of the windowed and unknown shares
+    # A text figure's change also has to exceed this many standard errors of the change (from
+    # the window's and the reference's own spread), so that one very long document in a window
+    # is not called drift; see TextSums.standard_errors.
+    text_noise_z: float = 3.0
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,13 @@ def model_key(record: dict[str, Any]) -> tuple[str, str]:
 
 @dataclass
 class TextSums:
-    """Running sums for the text figures (shared by references and windows)."""
+    """Running sums for the text figures (shared by references and windows).
+
+    Besides the sums it keeps second moments, so that each figure also has a standard error:
+    text lengths are heavy-tailed (one 5,000-wordpiece description among a hundred short ones
+    moves a window's windowed share by 0.2), and an alert threshold that ignores how noisy a
+    window's figure is fires on such windows. See :meth:`standard_errors`.
+    """
 
     documents: int = 0
     words: int = 0
@@ -68,6 +74,16 @@ class TextSums:
     windowed: int = 0
     unknown: int = 0
     unknown_wordpieces: int = 0  # wordpieces of the records that carry an unknown count
+    unknown_documents: int = 0  # records that carry an unknown count
+    # second moments (floats: squares of long documents' counts add up fast)
+    words_sq: float = 0.0
+    sentences_sq: float = 0.0
+    wordpieces_sq: float = 0.0
+    windowed_sq: float = 0.0
+    windowed_x_wordpieces: float = 0.0
+    unknown_sq: float = 0.0
+    unknown_x_wordpieces: float = 0.0
+    unknown_wordpieces_sq: float = 0.0
 
     def add(self, record: dict[str, Any]) -> None:
         words, sentences, wordpieces, windowed, unknown = text_figures(record)
@@ -76,9 +92,18 @@ class TextSums:
         self.sentences += sentences
         self.wordpieces += wordpieces
         self.windowed += windowed
+        self.words_sq += float(words) ** 2
+        self.sentences_sq += float(sentences) ** 2
+        self.wordpieces_sq += float(wordpieces) ** 2
+        self.windowed_sq += float(windowed) ** 2
+        self.windowed_x_wordpieces += float(windowed) * wordpieces
         if unknown is not None:
             self.unknown += unknown
             self.unknown_wordpieces += wordpieces
+            self.unknown_documents += 1
+            self.unknown_sq += float(unknown) ** 2
+            self.unknown_x_wordpieces += float(unknown) * wordpieces
+            self.unknown_wordpieces_sq += float(wordpieces) ** 2
 
     def figures(self) -> dict[str, float | None]:
         n = self.documents
@@ -88,6 +113,49 @@ class TextSums:
             "windowed_share": self.windowed / self.wordpieces if self.wordpieces else None,
             "unknown_share": (
                 self.unknown / self.unknown_wordpieces if self.unknown_wordpieces else None
+            ),
+        }
+
+    def standard_errors(self) -> dict[str, float | None]:
+        """Standard error of each figure, treating documents as a random sample.
+
+        Means: s / √n. Shares are ratios of sums (Σy / Σx over documents), whose linearised
+        (delta-method) variance is Σ(y − R·x)² / (n (n − 1) x̄²) with R the share; the sum of
+        squares expands into the kept moments. None with fewer than two documents.
+        """
+        n = self.documents
+
+        def mean_se(total: float, total_sq: float) -> float | None:
+            if n < 2:
+                return None
+            var = max(total_sq - total * total / n, 0.0) / (n - 1)
+            return math.sqrt(var / n)
+
+        def ratio_se(m: int, y: float, x: float, yy: float, xy: float, xx: float) -> float | None:
+            if m < 2 or x <= 0:
+                return None
+            r = y / x
+            resid_sq = max(yy - 2 * r * xy + r * r * xx, 0.0)
+            return math.sqrt(resid_sq / (m * (m - 1))) / (x / m)
+
+        return {
+            "mean_words": mean_se(self.words, self.words_sq),
+            "mean_sentences": mean_se(self.sentences, self.sentences_sq),
+            "windowed_share": ratio_se(
+                n,
+                self.windowed,
+                self.wordpieces,
+                self.windowed_sq,
+                self.windowed_x_wordpieces,
+                self.wordpieces_sq,
+            ),
+            "unknown_share": ratio_se(
+                self.unknown_documents,
+                self.unknown,
+                self.unknown_wordpieces,
+                self.unknown_sq,
+                self.unknown_x_wordpieces,
+                self.unknown_wordpieces_sq,
             ),
         }
 
@@ -141,6 +209,8 @@ class Reference:
     mean_vector: npt.NDArray[np.float64] | None = None
     vector_sample: FloatArray | None = None
     text: dict[str, float | None] = field(default_factory=dict)
+    # standard errors of the text figures (absent from files written before they existed)
+    text_se: dict[str, float | None] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
 
     @property
@@ -219,6 +289,7 @@ class Reference:
                 "sample": sample,
             },
             "text": self.text,
+            "text_standard_errors": self.text_se,
         }
 
     @classmethod
@@ -248,6 +319,7 @@ class Reference:
             mean_vector=None if mean is None else np.asarray(mean, dtype=np.float64),
             vector_sample=vectors,
             text=dict(data.get("text") or {}),
+            text_se=dict(data.get("text_standard_errors") or {}),
             created=float(data.get("created", time.time())),
         )
 
@@ -342,6 +414,7 @@ class ReferenceBuilder:
             mean_vector=self.vectors.mean(),
             vector_sample=self.vectors.sample(),
             text=self.text.figures(),
+            text_se=self.text.standard_errors(),
         )
 
 

@@ -48,6 +48,7 @@ class WindowFigures(TypedDict):
     mean_vector: npt.NDArray[np.float64] | None
     vectors: npt.NDArray[np.float32] | None  # a uniform sample of the window's doc vectors
     text: dict[str, float | None]
+    text_se: dict[str, float | None]  # standard errors of the text figures
     latencies: list[float]  # seconds, a uniform sample
 
 
@@ -111,6 +112,7 @@ class _Window:
             mean_vector=self.vectors.mean(),
             vectors=self.vectors.sample(),
             text=self.text.figures(),
+            text_se=self.text.standard_errors(),
             latencies=list(self.latencies),
         )
 
@@ -187,6 +189,16 @@ class Windows:
             if now >= w.end:
                 self._closed.append(w.close(model))
                 self._open[model] = self._new(now)
+        closed, self._closed = self._closed, []
+        return sorted(closed, key=lambda f: (f["end"], f["model"]))
+
+    def close_all(self, now: float) -> list[WindowFigures]:
+        """Close every open window at ``now``, before its end (a stopping worker): the
+        documents it holds are reported instead of lost. No window is opened after them."""
+        for model, w in list(self._open.items()):
+            w.end = min(w.end, max(now, w.start))
+            self._closed.append(w.close(model))
+        self._open.clear()
         closed, self._closed = self._closed, []
         return sorted(closed, key=lambda f: (f["end"], f["model"]))
 

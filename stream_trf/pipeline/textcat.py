@@ -10,6 +10,7 @@ It trains through ``nlp.update``: its gradient with respect to the transformer's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,25 @@ class TransformerTextCat(Pipe):
     def _gold(self, eg: Any) -> torch.Tensor:
         return torch.tensor([float(eg.reference.cats.get(label, 0.0)) for label in self.labels])
 
+    def set_class_weights(self, weights: dict[str, float] | None) -> None:
+        """Weigh each label's term of the training loss (None or {}: all 1). Training only:
+        predictions are unchanged. Saved with the component, so training can resume with
+        them."""
+        weights = dict(weights or {})
+        unknown = set(weights) - set(self.labels)
+        if unknown:
+            raise ValueError(f"class weights for labels {sorted(unknown)} not in {self.labels}")
+        bad = {k: v for k, v in weights.items() if not (float(v) > 0 and math.isfinite(v))}
+        if bad:
+            raise ValueError(f"class weights must be positive and finite, got {bad}")
+        self.cfg["class_weights"] = {k: float(v) for k, v in weights.items()}
+
+    def _class_weights(self) -> torch.Tensor | None:
+        weights = self.cfg.get("class_weights") or {}
+        if not weights:
+            return None
+        return torch.tensor([float(weights.get(label, 1.0)) for label in self.labels])
+
     def update(
         self,
         examples: Iterable[Any],
@@ -238,6 +258,7 @@ class TransformerTextCat(Pipe):
         tok2vec = self._tok2vec()
         total = torch.zeros(())
         leaves = []
+        weights = self._class_weights()
         for eg in examples:
             doc = eg.predicted
             if doc._.trf_last_hidden_state is None:
@@ -251,10 +272,11 @@ class TransformerTextCat(Pipe):
             gold = self._gold(eg)
             eps = 1e-7
             if self.exclusive:
-                loss = -(gold * torch.log(probs.clamp_min(eps))).sum()
+                terms = -(gold * torch.log(probs.clamp_min(eps)))
             else:
                 p = probs.clamp(eps, 1 - eps)
-                loss = -(gold * torch.log(p) + (1 - gold) * torch.log(1 - p)).sum()
+                terms = -(gold * torch.log(p) + (1 - gold) * torch.log(1 - p))
+            loss = (terms if weights is None else terms * weights).sum()
             total = total + loss
         n = max(len(examples), 1)
         (total / n).backward()

@@ -54,8 +54,20 @@ class TorchOptimizer:
     def __init__(self, params: list[torch.nn.Parameter], settings: OptimizerSettings) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.settings = settings
+        # The fused kernel (one pass over all parameters; CPU and CUDA) when every parameter
+        # is a float tensor on one device: on a 2-core CPU it makes the transformer's step
+        # several times faster than the per-tensor loop. Same update rule.
+        devices = {p.device for p in self.params}
+        fused = (
+            len(devices) == 1
+            and next(iter(devices)).type in ("cpu", "cuda")
+            and all(p.is_floating_point() for p in self.params)
+        )
         self.optimizer = torch.optim.AdamW(
-            self.params, lr=settings.learn_rate, weight_decay=settings.weight_decay
+            self.params,
+            lr=settings.learn_rate,
+            weight_decay=settings.weight_decay,
+            fused=True if fused else None,
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, linear_schedule(settings.warmup_steps, settings.total_steps)

@@ -251,6 +251,22 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         except Exception:
             log.exception("the monitor failed to close a window; enrichment goes on")
             return
+        await publish_windows(records)
+
+    async def flush_windows(sender: Any, *args: Any, **kwargs: Any) -> None:
+        """A stopping worker (SIGTERM, a scale-down) publishes its unfinished windows: after
+        the consumer stopped and the streams drained, before the producer's last flush."""
+        try:
+            records = await asyncio.to_thread(monitor.flush, time.time())
+        except Exception:
+            log.exception("the monitor failed to close its last windows")
+            return
+        await publish_windows(records)
+
+    # mode's stubs spell the handler type too narrowly for an async receiver
+    app.on_before_shutdown.connect(flush_windows)  # type: ignore[arg-type]
+
+    async def publish_windows(records: list[dict[str, Any]]) -> None:
         if metrics_topic is None:
             return
         for rec in records:

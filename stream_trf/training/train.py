@@ -24,7 +24,14 @@ import numpy as np
 import torch
 from spacy.training import Example
 
-from .data import Labelled, is_exclusive, label_set, read_labelled, truncate_to_wordpieces
+from .data import (
+    Labelled,
+    class_weights,
+    is_exclusive,
+    label_set,
+    read_labelled,
+    truncate_to_wordpieces,
+)
 from .evaluate import scores
 
 
@@ -48,9 +55,10 @@ def train(
     head_learn_rate: float | None = None,
     warmup: float = 0.1,
     pooling: str = "doc_mean",
-    max_wordpieces: int = 128,
+    max_wordpieces: int = 64,
     probe_epochs: int = 10,
     words_per_batch: int = 1000,
+    class_weighting: str = "sqrt",
     limit: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -91,6 +99,8 @@ def train(
     )
     for label in labels:
         tc.add_label(label)
+    weights = class_weights(rows, labels, class_weighting)
+    tc.set_class_weights(weights)
 
     def example(doc: Any, row: Labelled) -> Example:
         cats = {label: float(row.cats.get(label, 0.0)) for label in labels}
@@ -207,6 +217,8 @@ def train(
         "probe_epochs": 0 if freeze else probe_epochs,
         "probe_seconds": probe_seconds,
         "words_per_batch": words_per_batch,
+        "class_weighting": class_weighting,
+        "class_weights": {k: round(v, 4) for k, v in weights.items()},
         "labels": labels,
         "exclusive": exclusive,
         "log": log,

@@ -93,3 +93,33 @@ def test_a_worker_serves_metrics_and_publishes_window_records(
     ref = Reference.load(ref_path)
     assert ref.documents == 25 and ref.source == f"topic:{settings.output_topic}"
     assert ref.vector_sample is not None and ref.vector_sample.shape[0] == 25
+
+
+def test_a_stopping_worker_publishes_its_unfinished_window(
+    broker, tiny_models, tmp_path: Path
+) -> None:
+    """SIGTERM in the middle of a window (an hour long here): its documents still reach the
+    metrics topic, in one record marked partial."""
+    settings = fresh_settings(
+        broker.url, str(tiny_models["bert"]), window_seconds=3600.0, reference_size=5
+    )
+    settings = settings.with_(metrics_topic="metrics-" + settings.output_topic)
+    create_topics(settings)
+    asyncio.run(clients.ensure_topics(settings, [settings.metrics_topic], 1))
+    docs = [{"id": f"p{i}", "text": f"Short document number {i}. It ends here."} for i in range(12)]
+    worker = WorkerProcess(settings, tmp_path / "worker.log")
+    try:
+        worker.wait_ready()
+        produce_json(settings, docs)
+        consume_until(settings, settings.output_topic, lambda r: ids_of(r) >= ids_of(docs))
+        assert worker.terminate(timeout=60) == 0
+    finally:
+        worker.stop()
+    windows = consume_until(settings, settings.metrics_topic, lambda r: len(r) >= 1, timeout=20)
+    assert len(windows) == 1
+    (window,) = windows
+    window.pop("_kafka")
+    jsonschema.Draft202012Validator(schemas.load("metrics")).validate(window)
+    assert window["window"]["partial"] is True
+    assert window["window"]["seconds"] < 3600
+    assert window["volume"]["documents"] == len(docs)

@@ -144,10 +144,35 @@ def test_corrupted_production_labels_raise_the_agreement_alert() -> None:
         records += monitor.tick(t)
     assert records[0]["alerts"] == []
     assert records[0]["agreement"]["ratio"] == 0.5
-    assert records[0]["agreement"]["upper"] < 0.9  # the reference's 1.0 minus the 0.1 drop
+    assert records[0]["agreement"]["upper"] < 0.95  # the reference's 1.0 minus the 0.05 drop
     assert _figures(records[1]) == {"agreement"}
     (alert,) = records[1]["alerts"]
-    assert alert == {"figure": "agreement", "value": 0.5, "threshold": 0.9, "windows": 2}
+    assert alert == {"figure": "agreement", "value": 0.5, "threshold": 0.95, "windows": 2}
+
+
+def test_one_very_long_document_is_not_text_drift_but_a_real_shift_is() -> None:
+    """The windowed share is a ratio of sums: one 5,000-wordpiece description moves it a lot.
+    The noise-aware threshold lets that pass and still catches every document changing."""
+    monitor = Monitor(_config(), started=0.0)
+    stream = RecordStream(seed=4)
+    t = 0.0
+    for _ in range(2):
+        _window(monitor, stream, t, 100, agrees=True)
+        t += WINDOW
+    for _ in range(3):  # each window: 149 ordinary documents and one huge, mostly windowed
+        for i in range(150):
+            now = t + i * WINDOW / 150
+            huge = {"wordpieces": 5000, "windowed": 4500} if i == 75 else {}
+            monitor.observe_enriched(stream.record(now=now, agrees=True, **huge), now)
+        (rec,) = monitor.tick(t + WINDOW)
+        t += WINDOW
+        assert rec["text"]["windowed_share"] > 0.2  # far beyond text_share_max (0.05) ...
+        assert "windowed_share" not in _figures(rec)  # ... but one document is not a trend
+    for _ in range(2):  # every document now has a long sentence: a real change
+        (rec,) = _window(monitor, stream, t, 150, agrees=True, wordpieces=40, windowed=8)
+        t += WINDOW
+    alert = next(a for a in rec["alerts"] if a["figure"] == "windowed_share")
+    assert alert["value"] == pytest.approx(0.2) and alert["threshold"] == pytest.approx(0.05)
 
 
 def test_small_windows_neither_raise_nor_clear_alerts() -> None:
@@ -207,3 +232,20 @@ def test_a_reference_file_of_another_width_leaves_embedding_figures_null(tmp_pat
     (rec,) = _window(monitor, RecordStream(seed=9), 0.0, 20)
     assert rec["embedding"] == {"cosine_distance": None, "mmd2": None, "p_value": None}
     assert rec["labels"]["js_distance"] is not None
+
+
+def test_flush_reports_the_unfinished_window_as_partial() -> None:
+    monitor = Monitor(_config(reference_size=20), started=0.0)
+    stream = RecordStream()
+    (full,) = _window(monitor, stream, 0.0, 30, agrees=True)
+    for i in range(25):  # half of the next window
+        monitor.observe_enriched(stream.record(agrees=True), WINDOW + i * 0.2)
+    records = monitor.flush(WINDOW + 5.0)
+    assert len(records) == 1
+    (last,) = records
+    METRICS.validate(last)
+    assert last["window"] == {"start": WINDOW, "end": WINDOW + 5.0, "seconds": 5.0, "partial": True}
+    assert last["volume"]["documents"] == 25
+    assert "partial" not in full["window"]
+    assert monitor.tick(WINDOW * 5) == []  # nothing left open, nothing reported twice
+    assert monitor.history()[-1] == last

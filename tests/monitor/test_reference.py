@@ -121,3 +121,47 @@ def test_the_reference_command_explains_itself(capsys) -> None:
         assert flag in text
     with pytest.raises(SystemExit):
         main(["reference", "--output", "x.json"])  # a source is required
+
+
+def test_text_standard_errors_match_a_direct_computation_and_the_bootstrap() -> None:
+    from stream_trf.monitor.reference import TextSums
+
+    rng = np.random.default_rng(3)
+    n = 400
+    wordpieces = rng.lognormal(4, 1, n).astype(int) + 5  # heavy-tailed, like real text
+    windowed = np.where(rng.random(n) < 0.05, wordpieces // 2, 0)
+    unknown = rng.binomial(wordpieces, 0.01)
+    words = wordpieces // 2 + 1
+    sums = TextSums()
+    for i in range(n):
+        sums.add(
+            {
+                "n_words": int(words[i]),
+                "sentences": [[0, 1]] * int(1 + words[i] // 20),
+                "n_wordpieces": int(wordpieces[i]),
+                "windowed_wordpieces": int(windowed[i]),
+                "n_unknown_wordpieces": int(unknown[i]),
+            }
+        )
+    se = sums.standard_errors()
+    assert se["mean_words"] == pytest.approx(words.std(ddof=1) / np.sqrt(n), rel=1e-9)
+    for name, y in (("windowed_share", windowed), ("unknown_share", unknown)):
+        share = y.sum() / wordpieces.sum()
+        direct = np.sqrt(np.sum((y - share * wordpieces) ** 2) / (n * (n - 1))) / wordpieces.mean()
+        assert se[name] == pytest.approx(direct, rel=1e-6)
+        # and it is what resampling the documents shows
+        idx = rng.integers(0, n, size=(2000, n))
+        boot = y[idx].sum(1) / wordpieces[idx].sum(1)
+        assert se[name] == pytest.approx(boot.std(), rel=0.15)
+    assert TextSums().standard_errors()["mean_words"] is None
+
+
+def test_text_standard_errors_survive_a_save_and_load(tmp_path: Path) -> None:
+    ref = Reference.from_records(_records(40), source="test")
+    assert ref.text_se["mean_words"] is not None and ref.text_se["mean_words"] > 0
+    loaded = Reference.load(ref.save(tmp_path / "ref.json"))
+    assert loaded.text_se == ref.text_se
+    # a file written before standard errors existed still loads
+    data = json.loads((tmp_path / "ref.json").read_text())
+    del data["text_standard_errors"]
+    assert Reference.from_json(data).text_se == {}

@@ -126,3 +126,41 @@ def test_quantiles() -> None:
         [np.percentile(values, 50), np.percentile(values, 99)]
     )
     assert stats.quantiles([], (0.5,)) is None
+
+
+def test_chi2_quantile_is_close_to_scipy_and_errs_high() -> None:
+    from scipy.stats import chi2
+
+    for dof in (3, 9, 20, 100):
+        for q in (0.9, 0.99, 0.999, 0.9999):
+            exact = chi2.ppf(q, dof)
+            assert stats.chi2_quantile(q, dof) == pytest.approx(exact, rel=0.04)
+            if q >= 0.99:
+                assert stats.chi2_quantile(q, dof) >= exact
+    with pytest.raises(ValueError):
+        stats.chi2_quantile(1.0, 3)
+
+
+def test_the_js_noise_bound_is_what_chance_exceeds_at_that_rate() -> None:
+    """Simulate windows and references drawn from one distribution: the JS distance exceeds
+    the bound at about alpha's rate, for small and large windows alike."""
+    rng = np.random.default_rng(7)
+    p = np.array([0.3, 0.2, 0.15, 0.1, 0.08, 0.06, 0.05, 0.03, 0.02, 0.01])
+    labels = [str(i) for i in range(len(p))]
+    alpha = 0.01
+    for n in (100, 400):
+        ref = rng.multinomial(500, p, size=3000)
+        win = rng.multinomial(n, p, size=3000)
+        bound = stats.js_noise_bound(n, 500, len(p), alpha)
+        assert bound is not None
+        js = np.array(
+            [
+                stats.js_distance(dict(zip(labels, a)), dict(zip(labels, b)))
+                for a, b in zip(ref, win)
+            ]
+        )
+        assert 0.3 * alpha < np.mean(js > bound) < 3 * alpha
+    # bigger windows, tighter bounds
+    small, big = stats.js_noise_bound(100, 500, 10), stats.js_noise_bound(1000, 500, 10)
+    assert small is not None and big is not None and big < small
+    assert stats.js_noise_bound(0, 500, 10) is None

@@ -262,3 +262,34 @@ def test_max_wordpieces_reads_only_the_head_of_the_doc(tiny_models, pooling: str
         # Sentences are encoded alone: the first sentence's rows are the same in every doc.
         assert a.cats[label] == pytest.approx(alone.cats[label], abs=1e-5)
     assert any(abs(full.cats[k] - b.cats[k]) > 1e-6 for k in ("A", "B", "C"))
+
+
+def test_class_weights_scale_each_labels_loss_term(tiny_models) -> None:
+    """The weighted loss is the unweighted loss with each example's term times its label's
+    weight (both computed here on the same docs, with no dropout)."""
+    nlp = _pipeline(tiny_models["bert"])
+    examples = _examples(nlp)
+    nlp.initialize(lambda: examples)
+    tc = nlp.get_pipe("trf_textcat")
+    for eg in examples:  # the transformer's rows, once: every loss below reads the same rows
+        for name, proc in nlp.pipeline:
+            if name != "trf_textcat":
+                proc(eg.predicted)
+
+    def loss(weights: dict[str, float] | None, egs: list) -> float:
+        tc.set_class_weights(weights)
+        losses: dict[str, float] = {}
+        tc.update(egs, drop=0.0, losses=losses)
+        for eg in egs:  # leave no gradient behind for the next call
+            eg.predicted._.trf_d_last_hidden_state = None
+        return losses["trf_textcat"] * len(egs)
+
+    pos = [eg for eg in examples if eg.reference.cats["POS"] == 1.0]
+    neg = [eg for eg in examples if eg.reference.cats["NEG"] == 1.0]
+    plain_pos, plain_neg = loss(None, pos), loss(None, neg)
+    weighted = loss({"POS": 3.0, "NEG": 0.5}, examples)
+    assert weighted == pytest.approx(3.0 * plain_pos + 0.5 * plain_neg, rel=1e-5)
+    with pytest.raises(ValueError, match="not in"):
+        tc.set_class_weights({"MAYBE": 1.0})
+    with pytest.raises(ValueError, match="positive"):
+        tc.set_class_weights({"POS": 0.0})

@@ -64,6 +64,9 @@ def test_fine_tuning_learns_saves_and_plots(tiny_models, data, tmp_path: Path, c
     log = summary["log"]
     assert log[-1]["loss"] < log[0]["loss"]
     assert summary["best_dev_macro_f1"] == pytest.approx(1.0)
+    # balanced labels: the default square-root weights are all 1
+    assert summary["class_weighting"] == "sqrt"
+    assert summary["class_weights"] == {"neg": 1.0, "pos": 1.0}
     for name in ("model-best", "model-last", "training-curve.png", "training.json"):
         assert (tmp_path / "out" / name).exists()
     assert (tmp_path / "out" / "training-curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -146,3 +149,19 @@ def test_probe_then_fine_tune_starts_from_a_working_head(tiny_models, data, tmp_
     assert probed["probe_epochs"] == 30 and cold["probe_epochs"] == 0
     assert probed["max_wordpieces"] == 6 and probed["probe_seconds"] > 0
     assert probed["log"][0]["loss"] < cold["log"][0]["loss"]
+
+
+def test_class_weights_follow_the_counts_and_keep_the_mean_at_one() -> None:
+    from stream_trf.training.data import Labelled, class_weights
+
+    rows = [Labelled("a", {"big": 1.0})] * 90 + [Labelled("b", {"small": 1.0})] * 10
+    labels = ["big", "small"]
+    assert class_weights(rows, labels, "none") == {}
+    for scheme, power in (("sqrt", 0.5), ("balanced", 1.0)):
+        w = class_weights(rows, labels, scheme)
+        assert w["small"] / w["big"] == pytest.approx((90 / 10) ** power)
+        assert (90 * w["big"] + 10 * w["small"]) / 100 == pytest.approx(1.0)
+    balanced = class_weights(rows, labels, "balanced")
+    assert 90 * balanced["big"] == pytest.approx(10 * balanced["small"])  # equal total weight
+    with pytest.raises(ValueError, match="one of"):
+        class_weights(rows, labels, "inverse")
