@@ -320,13 +320,7 @@ def enrich_through_worker(
     log_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker(log_file=log_dir / "broker.log") as broker:
         settings = bench_settings(broker.url, model, metrics_topic="", **(overrides or {}))
-        asyncio.run(
-            clients.ensure_topics(
-                settings,
-                [settings.input_topic, settings.output_topic, settings.dlq_topic],
-                settings.partitions,
-            )
-        )
+        asyncio.run(clients.ensure_worker_topics(settings))
         worker = WorkerProcess(settings, log_dir / "enrich-worker.log")
         try:
             ready = worker.wait_ready(timeout=600)

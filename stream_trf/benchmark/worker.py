@@ -179,13 +179,7 @@ def run_worker(
     docs = [{"id": f"sat-{i}", "text": t} for i, t in enumerate(texts)]
     with EmbeddedBroker(log_file=log_dir / "broker.log") as broker:
         settings = bench_settings(broker.url, model, **(overrides or {}))
-        asyncio.run(
-            clients.ensure_topics(
-                settings,
-                [settings.input_topic, settings.output_topic, settings.dlq_topic],
-                settings.partitions,
-            )
-        )
+        asyncio.run(clients.ensure_worker_topics(settings))
         worker = WorkerProcess(settings, log_dir / "worker.log")
         try:
             ready = worker.wait_ready(timeout=600)

@@ -243,25 +243,23 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         except Exception:
             log.exception("the monitor failed to observe a batch; enrichment goes on")
 
-    @app.timer(interval=min(1.0, settings.window_seconds / 4))
-    async def close_windows() -> None:
+    async def close_and_publish(close: Any, what: str) -> None:
         try:
             # The two-sample test takes tens of milliseconds: off the event loop.
-            records = await asyncio.to_thread(monitor.tick, time.time())
+            records = await asyncio.to_thread(close, time.time())
         except Exception:
-            log.exception("the monitor failed to close a window; enrichment goes on")
+            log.exception("the monitor failed to close %s; enrichment goes on", what)
             return
         await publish_windows(records)
+
+    @app.timer(interval=min(1.0, settings.window_seconds / 4))
+    async def close_windows() -> None:
+        await close_and_publish(monitor.tick, "a window")
 
     async def flush_windows(sender: Any, *args: Any, **kwargs: Any) -> None:
         """A stopping worker (SIGTERM, a scale-down) publishes its unfinished windows: after
         the consumer stopped and the streams drained, before the producer's last flush."""
-        try:
-            records = await asyncio.to_thread(monitor.flush, time.time())
-        except Exception:
-            log.exception("the monitor failed to close its last windows")
-            return
-        await publish_windows(records)
+        await close_and_publish(monitor.flush, "its last windows")
 
     # mode's stubs spell the handler type too narrowly for an async receiver
     app.on_before_shutdown.connect(flush_windows)  # type: ignore[arg-type]

@@ -39,6 +39,15 @@ async def ensure_topics(settings: Settings, topics: Iterable[str], partitions: i
         await admin.close()
 
 
+async def ensure_worker_topics(settings: Settings, partitions: int | None = None) -> None:
+    """The input, output and dead-letter topics a worker reads and writes."""
+    await ensure_topics(
+        settings,
+        [settings.input_topic, settings.output_topic, settings.dlq_topic],
+        settings.partitions if partitions is None else partitions,
+    )
+
+
 async def produce(
     settings: Settings,
     topic: str,

@@ -77,11 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
         settings = Settings(
             broker=broker.url, session_timeout=4.0, heartbeat_interval=1.0, model=args.model
         )
-        asyncio.run(
-            clients.ensure_topics(
-                settings, [settings.input_topic, settings.output_topic, settings.dlq_topic], 4
-            )
-        )
+        asyncio.run(clients.ensure_worker_topics(settings, partitions=4))
         worker = WorkerProcess(settings, log_dir / "worker.log")
         print(
             f"  worker   pid {worker.pid}: loading the model and joining the group ...",
