@@ -170,34 +170,27 @@ class Monitor:
 
     def tick(self, now: float | None = None) -> list[dict[str, Any]]:
         """Close the windows that ended by ``now``; their window records, oldest first."""
-        now = time.time() if now is None else now
-        with self._lock:
-            closed = self.windows.close_due(now)
-            refs = [(f, self._reference_of(f["model"])) for f in closed]
-            to_save, self._to_save = self._to_save, []
-        for ref in to_save:
-            self._save(ref)
-        records = [self._close(figures, ref, now) for figures, ref in refs]
-        with self._lock:
-            self._history.extend(records)
-        return records
+        return self._report(now, flush=False)
 
     def flush(self, now: float | None = None) -> list[dict[str, Any]]:
         """Close every window now, the open ones as partial windows (``window.partial``): a
         stopping worker reports the documents of its last, unfinished window."""
+        return self._report(now, flush=True)
+
+    def _report(self, now: float | None, flush: bool) -> list[dict[str, Any]]:
         now = time.time() if now is None else now
         with self._lock:
-            due = self.windows.close_due(now)
-            partial = self.windows.close_all(now)
-            refs = [(f, self._reference_of(f["model"]), False) for f in due]
-            refs += [(f, self._reference_of(f["model"]), True) for f in partial]
+            closed = [(f, False) for f in self.windows.close_due(now)]
+            if flush:
+                closed += [(f, True) for f in self.windows.close_all(now)]
+            refs = [(f, self._reference_of(f["model"]), partial) for f, partial in closed]
             to_save, self._to_save = self._to_save, []
         for saved in to_save:
             self._save(saved)
         records = []
-        for figures, ref_info, is_partial in refs:
+        for figures, ref_info, partial in refs:
             record = self._close(figures, ref_info, now)
-            if is_partial:
+            if partial:
                 record["window"]["partial"] = True
             records.append(record)
         with self._lock:
