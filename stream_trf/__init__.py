@@ -100,6 +100,9 @@ def _override(nlp: Any, overrides: dict[str, Any]) -> Any:
     runner = tok2vec._runner
     if runner is not None and changed & set(_RUNNER_SETTINGS):
         tok2vec.load(runner.model_dir)
+    elif "lanes" in changed and tok2vec._lanes is not None:
+        tok2vec._lanes.close()
+        tok2vec._lanes = None
     return nlp
 
 

@@ -166,9 +166,9 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .stream.worker import run_worker
+    from .stream.worker import run
 
-    return run_worker(_settings(args))
+    return run(_settings(args))
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -451,8 +451,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Consume the input topic, enrich every record with the transformer, publish "
         "one enriched record per input record (keyed by its id) or a dead letter, and commit an "
         "input offset only after its output is acknowledged. Every flag falls back to the "
-        "environment variable named in its help, then to its default. Run more workers with "
-        "the same --group-id to share the partitions.",
+        "environment variable named in its help, then to its default. On a CPU it runs one "
+        "single-threaded worker process per core by default (--processes), each taking its "
+        "share of the partitions; run more workers anywhere with the same --group-id to share "
+        "them further.",
     )
     add_arguments(worker)
     worker.set_defaults(func=cmd_worker)

@@ -59,9 +59,16 @@ class Settings:
     )
     packing: str = _f(
         "auto",
-        "padding-free inference for BERT-family models: auto (on CUDA), on, off; on a CPU it is "
-        "about 14x slower (PyTorch's jagged attention has no fast CPU kernel)",
+        "padding-free inference for BERT-family models: auto (on CUDA), on, off; on a CPU it "
+        "measured on par with length-bucketed padding",
         choices=("auto", "on", "off"),
+    )
+    processes: int = _f(
+        0,
+        "worker processes this command runs in the consumer group, each with its own model and "
+        "an equal share of the cores; 0 = auto: on a CPU one per core, at most one per "
+        "partition (single-threaded processes get the most out of the cores, see stream-trf "
+        "bench), on a GPU one",
     )
     max_text_chars: int = _f(1_000_000, "longer texts become dead letters (text_too_long)")
     # Heavy output fields
@@ -187,6 +194,8 @@ class Settings:
             raise ValueError(
                 "broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)"
             )
+        if self.processes < 0:
+            raise ValueError(f"processes must be 0 (auto) or positive, got {self.processes}")
         if self.partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {self.partitions}")
         if not 0 < self.fetch_max_wait <= 30 or self.batch_within < 0:

@@ -21,6 +21,8 @@ from .machine import describe
 from .report import chart, summarize, table
 
 SYSTEMS = ("ceiling", "library", "worker", "naive", "spacy-transformers")
+# Systems divided by the ceiling: it is measured again right after each of them.
+RECHECKED = ("library", "worker")
 
 
 class MeasurementFailed(RuntimeError):
@@ -48,6 +50,28 @@ def _measure(kind: str, texts_file: Path, model: str, options: dict[str, Any]) -
         raise MeasurementFailed(f"{kind} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+def _recheck_ceiling(ceiling: dict[str, Any], texts_file: Path, model: str, after: str) -> None:
+    """Run the ceiling's best shape again, right after ``after``. This machine's speed drifts
+    by tens of percent over minutes (shared hosts), so each system is divided by the mean of
+    the ceiling runs just before and just after it (report.summarize), not by one taken
+    minutes away."""
+    shape = ceiling["best_shape"]
+    again = _measure(
+        "ceiling",
+        texts_file,
+        model,
+        {
+            "engines": [shape["lanes"]],
+            "row_lengths": [shape["row_length"]],
+            "tokens_per_batch": [shape["row_length"] * shape["rows_per_batch"]],
+            "max_tokens": shape["row_length"] * shape["rows_per_batch"] * shape["lanes"],
+        },
+    )
+    ceiling.setdefault(
+        "runs", [{"after": "start", "wordpieces_per_s": ceiling["wordpieces_per_s"]}]
+    ).append({"after": after, "wordpieces_per_s": again["wordpieces_per_s"]})
 
 
 def default_result_name() -> str:
@@ -144,6 +168,9 @@ def run_bench(
                     log_dir=work_dir,
                 )
             bar.update(1)
+            if step in RECHECKED and "ceiling" in out:
+                bar.set_description(f"bench: ceiling after {step}")
+                _recheck_ceiling(out["ceiling"], texts_file, model, after=step)
         points = []
         for w in extra:
             bar.set_description(f"bench: library sweep {w}")

@@ -53,11 +53,39 @@ def _status_mb(pid: int, field: str) -> float | None:
     return None
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live descendant (a supervised worker's processes), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        stat = _lines(f"/proc/{entry}/stat")
+        if not stat:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
+        fields = stat[0].rsplit(")", 1)[-1].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def _tree_mb(pid: int, field: str) -> float | None:
+    values = [v for p in process_tree(pid) if (v := _status_mb(p, field)) is not None]
+    return round(sum(values), 1) if values else None
+
+
 def process_peak_rss_mb(pid: int) -> float | None:
-    """Another live process's peak resident memory (Linux ``VmHWM``), None where unknown."""
-    return _status_mb(pid, "VmHWM")
+    """Another live process's peak resident memory (Linux ``VmHWM``), None where unknown;
+    summed over its descendants (each one's own peak: an upper bound of the peak together)."""
+    return _tree_mb(pid, "VmHWM")
 
 
 def process_rss_mb(pid: int) -> float | None:
-    """Another live process's resident memory now (Linux ``VmRSS``), None where unknown."""
-    return _status_mb(pid, "VmRSS")
+    """Another live process's resident memory now (Linux ``VmRSS``) with its descendants',
+    None where unknown."""
+    return _tree_mb(pid, "VmRSS")

@@ -204,13 +204,20 @@ def run_worker(
             peak = process_peak_rss_mb(worker.pid)
         finally:
             code = worker.terminate()
+    from ..stream.supervisor import resolve_processes, threads_per_process
+
+    processes = resolve_processes(settings)
     return {
         "name": "worker (end to end)",
         "worker_ready_seconds": round(ready, 1),
         "worker_settings": {
-            k: v
-            for k, v in settings.public().items()
-            if k in ("max_batch", "batch_within", "words_per_batch", "partitions", "model")
+            **{
+                k: v
+                for k, v in settings.public().items()
+                if k in ("max_batch", "batch_within", "words_per_batch", "partitions", "model")
+            },
+            "processes": processes,
+            "threads_per_process": threads_per_process(processes),
         },
         "words_per_s": saturation["words_per_s"],
         "saturation": saturation,

@@ -2,10 +2,18 @@
 
 Padding costs compute: every padded wordpiece goes through every Linear layer. Here the
 sub-batch's sequences are concatenated into one ``(total, width)`` matrix, so each Linear and
-LayerNorm sees real wordpieces only, and attention runs per sequence through PyTorch's
-variable-length kernel (``scaled_dot_product_attention`` on a jagged nested tensor: flash or
-memory-efficient attention on CUDA). Position ids restart at each sequence, so every row is what
-the model computes on that sequence alone, as with right padding and an attention mask.
+LayerNorm — nearly all of the model's work — sees real wordpieces only. Attention runs within
+each sequence:
+
+* on CUDA through PyTorch's variable-length kernel (``scaled_dot_product_attention`` on a jagged
+  nested tensor: flash or memory-efficient attention);
+* elsewhere ("dense") by gathering each sequence's queries, keys and values into a padded
+  ``(batch, heads, longest, size)`` block with a key mask, and scattering the context back. The
+  jagged kernel has no fast CPU implementation (14x slower); padding inside attention only
+  wastes almost nothing, since attention is ~3 % of this model's work at sentence lengths.
+
+Position ids restart at each sequence, so every row is what the model computes on that sequence
+alone, as with right padding and an attention mask.
 
 It reuses the Hugging Face module's own weights (no copy) and is checked against the padded
 path in the tests. Other architectures, and requests for attention weights, use the padded path.
@@ -53,17 +61,46 @@ def supports_packing(model: Any) -> bool:
         return False
 
 
-def _attention(
-    layer: Any, hidden: torch.Tensor, offsets: torch.Tensor, max_len: int
-) -> torch.Tensor:
+class _Layout:
+    """Where each sequence sits in the packed rows, in the form each attention kernel wants."""
+
+    def __init__(self, lengths: list[int], device: torch.device, kernel: str) -> None:
+        self.kernel = kernel
+        self.total = int(sum(lengths))
+        self.max_len = max(lengths)
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        self.offsets = torch.from_numpy(starts).to(device)
+        if kernel == "dense":
+            n = np.asarray(lengths, dtype=np.int64)
+            position = np.arange(self.max_len, dtype=np.int64)[None, :]
+            valid = position < n[:, None]
+            # (batch, longest): the packed row of each position; padding points at row 0
+            self.gather = torch.from_numpy(np.where(valid, starts[:-1, None] + position, 0)).to(
+                device
+            )
+            self.valid = torch.from_numpy(valid).to(device)
+            self.key_mask = self.valid[:, None, None, :]  # (batch, 1, 1, longest)
+
+
+def _attention(layer: Any, hidden: torch.Tensor, layout: _Layout) -> torch.Tensor:
     """Multi-head self-attention within each sequence of the packed ``hidden``."""
     attn = layer.attention.self
     heads, size = attn.num_attention_heads, attn.attention_head_size
-    total = hidden.shape[0]
+    total = layout.total
+
+    if layout.kernel == "dense":
+
+        def block(x: torch.Tensor) -> torch.Tensor:
+            b, n = layout.gather.shape
+            return x[layout.gather].view(b, n, heads, size).transpose(1, 2)
+
+        q, k, v = block(attn.query(hidden)), block(attn.key(hidden)), block(attn.value(hidden))
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=layout.key_mask)
+        return context.transpose(1, 2)[layout.valid].reshape(total, heads * size)
 
     def jagged(x: torch.Tensor) -> torch.Tensor:
         nt = torch.nested.nested_tensor_from_jagged(
-            x.view(total, heads, size), offsets, max_seqlen=max_len
+            x.view(total, heads, size), layout.offsets, max_seqlen=layout.max_len
         )
         return nt.transpose(1, 2)  # (batch, heads, jagged, size)
 
@@ -72,12 +109,17 @@ def _attention(
     return context.transpose(1, 2).values().reshape(total, heads * size)
 
 
-def _layer(layer: Any, hidden: torch.Tensor, offsets: torch.Tensor, max_len: int) -> torch.Tensor:
-    context = _attention(layer, hidden, offsets, max_len)
+def _layer(layer: Any, hidden: torch.Tensor, layout: _Layout) -> torch.Tensor:
+    context = _attention(layer, hidden, layout)
     out = layer.attention.output
     hidden = out.LayerNorm(out.dense(context) + hidden)
     inter = layer.intermediate.intermediate_act_fn(layer.intermediate.dense(hidden))
     return layer.output.LayerNorm(layer.output.dense(inter) + hidden)
+
+
+def attention_kernel(device: torch.device) -> str:
+    """ "jagged" (variable-length kernel) on CUDA, "dense" (padded inside attention) elsewhere."""
+    return "jagged" if device.type == "cuda" else "dense"
 
 
 def packed_forward(
@@ -87,6 +129,7 @@ def packed_forward(
     device: torch.device,
     *,
     output_hidden_states: bool = False,
+    kernel: str | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor] | None, list[int]]:
     """Run ``model`` on the concatenated sequences, in inference mode.
 
@@ -99,8 +142,7 @@ def packed_forward(
         [t if t is not None else np.zeros(n, dtype=np.int64) for t, n in zip(type_ids, lengths)]
     ).astype(np.int64, copy=False)
     positions = np.concatenate([np.arange(n, dtype=np.int64) for n in lengths])
-    offsets = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), device=device)
-    max_len = max(lengths)
+    layout = _Layout(lengths, device, kernel or attention_kernel(device))
     hidden = model.embeddings(
         input_ids=torch.from_numpy(flat).to(device)[None],
         token_type_ids=torch.from_numpy(types).to(device)[None],
@@ -108,7 +150,7 @@ def packed_forward(
     )[0]
     states = [hidden] if output_hidden_states else None
     for layer in model.encoder.layer:
-        hidden = _layer(layer, hidden, offsets, max_len)
+        hidden = _layer(layer, hidden, layout)
         if states is not None:
             states.append(hidden)
     return hidden, states, lengths

@@ -11,7 +11,9 @@ from __future__ import annotations
 import shutil
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,6 +24,7 @@ from spacy.tokens import Doc
 from spacy.util import minibatch
 
 from ..errors import MissingWordpieces, StreamTrfError
+from ..model.lanes import Lanes, resolve_lanes
 from ..model.runner import SequenceOutput, TransformerRunner
 from ..model.source import DEFAULT_MODEL, resolve_model_dir
 from ..text.alignment import rebuild
@@ -42,6 +45,16 @@ class ModelInputs(NamedTuple):
     types: list[np.ndarray | None]  # per window
 
 
+class InFlight(NamedTuple):
+    """A batch of docs whose sub-batches are on the model lanes."""
+
+    docs: list[Doc]
+    inputs: ModelInputs
+    batches: list[list[int]]  # window indices per sub-batch
+    results: list[Future[list[SequenceOutput]]]  # per sub-batch
+    started: float
+
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
     "words_per_batch": 1000,
@@ -53,6 +66,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "precision": "fp32",
     "packing": "auto",
     "prefetch": 1,
+    "lanes": 0,
     # Training through nlp.update (see pipeline/training.py)
     "grad_factor": 1.0,
     "learn_rate": 5e-5,
@@ -77,6 +91,7 @@ def make_tok2vec(
     precision: str,
     packing: str,
     prefetch: int,
+    lanes: int,
     grad_factor: float,
     learn_rate: float,
     warmup_steps: int,
@@ -98,6 +113,8 @@ def make_tok2vec(
         model/packed.py); "on" forces it on any device, "off" always pads.
     prefetch: in ``nlp.pipe``, batches of docs the upstream components (tokenizer, sentencizer,
         wordpiecer) prepare in a thread while the transformer computes; 0 = none.
+    lanes: sub-batches computed at once, each on its own threads (model/lanes.py); 0 = auto:
+        one lane per PyTorch thread on a CPU (each single-threaded), one on a GPU.
     grad_factor: scales the gradients listeners send back; 0 freezes the transformer (no
         transformer gradients are computed at all).
     learn_rate / warmup_steps / total_steps / weight_decay / grad_clip: the transformer's own
@@ -117,6 +134,7 @@ def make_tok2vec(
         precision=precision,
         packing=packing,
         prefetch=prefetch,
+        lanes=lanes,
         grad_factor=grad_factor,
         learn_rate=learn_rate,
         warmup_steps=warmup_steps,
@@ -143,6 +161,7 @@ class TransformerTok2Vec(BatchPipe):
         if int(self.cfg["words_per_batch"]) < 1:
             raise ValueError(f"words_per_batch must be positive, got {self.cfg['words_per_batch']}")
         self._runner: TransformerRunner | None = None
+        self._lanes: Lanes | None = None
 
     # --- model loading -------------------------------------------------------------------
 
@@ -154,6 +173,9 @@ class TransformerTok2Vec(BatchPipe):
         return self._runner
 
     def load(self, model_dir: Path) -> None:
+        if self._lanes is not None:
+            self._lanes.close()
+            self._lanes = None
         self._runner = TransformerRunner(
             Path(model_dir),
             device=self.cfg["device"],
@@ -171,6 +193,13 @@ class TransformerTok2Vec(BatchPipe):
     @property
     def width(self) -> int:
         return self.runner.width
+
+    @property
+    def lanes(self) -> Lanes:
+        if self._lanes is None:
+            n = resolve_lanes(int(self.cfg.get("lanes", 0)), self.runner.device)
+            self._lanes = Lanes(n)
+        return self._lanes
 
     # --- processing ----------------------------------------------------------------------
 
@@ -193,11 +222,17 @@ class TransformerTok2Vec(BatchPipe):
         return windows, owners
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        """Batches of docs through the transformer; upstream runs ahead in a thread."""
+        """Batches of docs through the transformer, pipelined: upstream components run ahead in
+        a thread, and while the lanes compute one batch this thread finishes the previous one
+        (``doc.tensor`` and the outputs) and plans the next."""
         ahead = int(self.cfg["prefetch"]) * batch_size
+        in_flight: deque[InFlight] = deque()
         for docs in minibatch(iter_ahead(stream, ahead), size=batch_size):
-            self.set_annotations(docs)
-            yield from docs
+            in_flight.append(self.launch(docs))
+            if len(in_flight) > 1:
+                yield from self.finish(in_flight.popleft())
+        while in_flight:
+            yield from self.finish(in_flight.popleft())
 
     def model_inputs(self, docs: list[Doc]) -> ModelInputs:
         """The windows of ``docs`` and the ids / token types each feeds to the model."""
@@ -211,15 +246,33 @@ class TransformerTok2Vec(BatchPipe):
         return ModelInputs(windows, owners, wps, ids, types)
 
     def set_annotations(self, docs: list[Doc]) -> None:
-        t0 = time.perf_counter()
+        self.finish(self.launch(docs))
+
+    def launch(self, docs: list[Doc]) -> InFlight:
+        """Plan ``docs``' sub-batches and put them on the model lanes (returns at once when
+        there are several lanes; with one, after the model has run)."""
+        started = time.perf_counter()
         runner = self.runner
-        windows, owners, wps, ids, types = self.model_inputs(docs)
+        inputs = self.model_inputs(docs)
+        ids, types = inputs.ids, inputs.types
+        batches = make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"]))
+        lanes = self.lanes
+        results = [
+            lanes.submit(runner.predict, [ids[i] for i in b], [types[i] for i in b])
+            for b in batches
+        ]
+        return InFlight(docs, inputs, batches, results, started)
+
+    def finish(self, job: InFlight) -> list[Doc]:
+        """Wait for a launched batch and set its docs' outputs and ``doc.tensor``."""
+        docs = job.docs
+        windows, owners, wps, _ids, _types = job.inputs
         outputs: list[SequenceOutput | None] = [None] * len(windows)
-        for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
-            results = runner.predict([ids[i] for i in batch], [types[i] for i in batch])
-            for k, res in zip(batch, results):
+        for batch, result in zip(job.batches, job.results):
+            for k, res in zip(batch, result.result()):
                 outputs[k] = res
-        t1 = time.perf_counter()
+        model_s = time.perf_counter() - job.started
+        runner = self.runner
         # Group windows back by doc and sentence (they were planned in order).
         by_doc: list[list[tuple[Window, SequenceOutput]]] = [[] for _ in docs]
         for w, (d, _s), out in zip(windows, owners, outputs):
@@ -227,9 +280,10 @@ class TransformerTok2Vec(BatchPipe):
             by_doc[d].append((w, out))
         for doc, wp, items in zip(docs, wps, by_doc):
             self._set_doc(doc, wp, items, runner)
-        per_doc = (t1 - t0) / max(len(docs), 1)
+        per_doc = model_s / max(len(docs), 1)
         for doc in docs:
             doc._.trf_outputs.timings["transformer_s"] = per_doc
+        return docs
 
     def _set_doc(
         self,

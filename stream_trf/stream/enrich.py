@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, SENT_START
 from spacy.tokens import Doc
 
 from .records import InputRecord
@@ -45,9 +46,9 @@ def enrich(
         "meta": record.meta,
         "model": {"name": model.name, "version": model.version},
         "source": record.source.as_dict(),
-        "sentences": [[s.start_char, s.end_char] for s in doc.sents] if len(doc) else [],
+        "sentences": sentence_spans(doc),
         "n_tokens": len(doc),
-        "n_words": sum(1 for t in doc if not (t.is_space or t.is_punct)),
+        "n_words": count_words(doc),
         "n_wordpieces": len(doc._.trf_word_pieces),
         "windowed_wordpieces": int(doc._.trf_windowed_wordpieces),
         "doc_vector": np.asarray(doc.vector, dtype=np.float32),
@@ -80,6 +81,28 @@ def enrich(
     if worker:
         out["worker"] = worker
     return out
+
+
+def sentence_spans(doc: Doc) -> list[list[int]]:
+    """``[[s.start_char, s.end_char] for s in doc.sents]``, from arrays: iterating a doc
+    builds a Python object per token, which cost more than the rest of a record together."""
+    if len(doc) == 0:
+        return []
+    arr = doc.to_array([SENT_START, IDX, LENGTH]).astype(np.int64)
+    starts = np.flatnonzero(arr[:, 0] == 1)
+    if len(starts) == 0 or starts[0] != 0:
+        starts = np.concatenate([[0], starts])
+    last = np.append(starts[1:], len(doc)) - 1
+    ends = arr[last, 1] + arr[last, 2]
+    return np.stack([arr[starts, 1], ends], axis=1).tolist()
+
+
+def count_words(doc: Doc) -> int:
+    """Tokens that are neither whitespace nor punctuation."""
+    if len(doc) == 0:
+        return 0
+    arr = doc.to_array([IS_SPACE, IS_PUNCT])
+    return int(np.count_nonzero((arr[:, 0] == 0) & (arr[:, 1] == 0)))
 
 
 def count_unknown(doc: Doc) -> int | None:

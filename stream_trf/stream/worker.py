@@ -7,6 +7,7 @@ import hashlib
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -107,16 +108,46 @@ def build_processor(settings: Settings) -> BatchProcessor:
     )
 
 
-def run_worker(settings: Settings) -> int:
-    """Run until SIGTERM/SIGINT. Returns the process exit code."""
-    import faust
-
-    from .app import build_app
-
+def _configure_logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level.upper().replace("WARN", "WARNING"),
         format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
     )
+
+
+def _say_ready(what: str) -> None:
+    sys.stderr.write(f"{READY_LINE} ({what})\n")
+    sys.stderr.flush()
+
+
+def run(settings: Settings) -> int:
+    """``stream-trf worker``: one worker, or several worker processes under a supervisor
+    (``settings.processes``, stream/supervisor.py). Runs until SIGTERM/SIGINT."""
+    from .supervisor import Supervisor, resolve_processes, threads_per_process
+
+    n = resolve_processes(settings)
+    if n == 1:
+        return run_worker(settings)
+    _configure_logging(settings)
+    log.info(
+        "%d worker processes of %d thread(s) each in group %s",
+        n,
+        threads_per_process(n),
+        settings.group_id,
+    )
+    supervisor = Supervisor(settings, n)
+    return supervisor.run(on_ready=lambda: _say_ready(f"group {settings.group_id}, {n} processes"))
+
+
+def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -> int:
+    """Run one worker until SIGTERM/SIGINT. Returns the process exit code.
+
+    ``on_ready`` is called once it has its partitions (default: say so on stderr)."""
+    import faust
+
+    from .app import build_app
+
+    _configure_logging(settings)
     log.info("settings: %s", settings.public())
     # One event loop for the whole process: the broker probe, then faust.
     loop = asyncio.new_event_loop()
@@ -125,12 +156,12 @@ def run_worker(settings: Settings) -> int:
     processor = build_processor(settings)
     log.info("model %s %s loaded", processor.model.name, processor.model.version)
     app = build_app(settings, processor)
+    ready = on_ready or (lambda: _say_ready(f"group {settings.group_id}"))
 
     class Worker(faust.Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
-            sys.stderr.write(f"{READY_LINE} (group {settings.group_id})\n")
-            sys.stderr.flush()
+            ready()
 
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()

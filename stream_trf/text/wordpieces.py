@@ -9,8 +9,9 @@ each carry the same boundary tokens.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -35,21 +36,66 @@ class SentencePieces:
         return len(self.ids)
 
 
+@dataclass(frozen=True)
+class PieceBatch:
+    """Many sentences' wordpieces end to end: flat arrays plus where each sentence starts.
+
+    Flat, because the per-sentence arrays of a batch are only ever concatenated again per doc:
+    a doc takes one slice of each array.
+    """
+
+    ids: IntArray
+    type_ids: IntArray | None
+    starts: IntArray  # character offsets in each sentence's doc; boundary tokens: -1
+    ends: IntArray
+    strings: list[str]
+    bounds: IntArray  # sentence i is pieces [bounds[i], bounds[i + 1])
+    n_prefix: IntArray  # per sentence
+    n_suffix: IntArray
+
+    def __len__(self) -> int:
+        return len(self.bounds) - 1
+
+    def __iter__(self) -> Iterator[SentencePieces]:
+        return (self[i] for i in range(len(self)))
+
+    def __getitem__(self, i: int) -> SentencePieces:
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        return SentencePieces(
+            ids=self.ids[a:b],
+            type_ids=None if self.type_ids is None else self.type_ids[a:b],
+            starts=self.starts[a:b],
+            ends=self.ends[a:b],
+            n_prefix=int(self.n_prefix[i]),
+            n_suffix=int(self.n_suffix[i]),
+            strings=self.strings[a:b],
+        )
+
+
 def uses_token_types(tokenizer: Any) -> bool:
     """Whether the model expects token type ids (decided by the tokenizer, not by a name)."""
     return "token_type_ids" in getattr(tokenizer, "model_input_names", ())
 
 
+def _flat(lists: Sequence[Sequence[Any]], dtype: Any, count: int) -> np.ndarray:
+    return np.fromiter(chain.from_iterable(lists), dtype=dtype, count=count)
+
+
 def tokenize_sentences(
     tokenizer: Any, texts: Sequence[str], char_offsets: Sequence[int]
-) -> list[SentencePieces]:
+) -> PieceBatch:
     """Tokenize many sentences in one call to the (Rust) tokenizer.
 
     ``char_offsets[i]`` is where ``texts[i]`` starts in its doc.
     """
-    if not texts:
-        return []
     with_types = uses_token_types(tokenizer)
+    n = len(texts)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return PieceBatch(
+            empty, empty if with_types else None, empty, empty, [], np.zeros(1, np.int64), empty,
+            empty,
+        )  # fmt: skip
     enc = tokenizer(
         list(texts),
         add_special_tokens=True,
@@ -60,43 +106,43 @@ def tokenize_sentences(
         truncation=False,
         verbose=False,
     )
+    lengths = np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=n)
+    bounds = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    total = int(bounds[-1])
+    ids = _flat(enc["input_ids"], np.int64, total)
+    special = _flat(enc["special_tokens_mask"], bool, total)
+    offsets = np.fromiter(
+        chain.from_iterable(chain.from_iterable(enc["offset_mapping"])),
+        dtype=np.int64,
+        count=2 * total,
+    ).reshape(total, 2)
+    strings = list(chain.from_iterable(enc.tokens(i) for i in range(n)))
     guarded = _injectable_ids(tokenizer)
-    unk_id, unk = tokenizer.unk_token_id, tokenizer.unk_token
-    out: list[SentencePieces] = []
-    for i, base in enumerate(char_offsets):
-        ids = np.asarray(enc["input_ids"][i], dtype=np.int64)
-        special = np.asarray(enc["special_tokens_mask"][i], dtype=bool)
-        strings = enc.tokens(i)
-        if len(guarded):
-            # A vocabulary that holds its special tokens as ordinary pieces (a Unigram model
-            # trained with them) can still match "<cls>" typed in a document: such a piece
-            # would act as a real boundary token. It becomes the unknown token instead.
-            injected = ~special & np.isin(ids, guarded)
-            if injected.any():
-                ids = np.where(injected, unk_id, ids)
-                strings = [unk if bad else t for t, bad in zip(strings, injected.tolist())]
-        offsets = np.asarray(enc["offset_mapping"][i], dtype=np.int64).reshape(-1, 2)
-        content = np.flatnonzero(~special)
-        if len(content):
-            n_prefix = int(content[0])
-            n_suffix = len(ids) - int(content[-1]) - 1
-        else:
-            n_prefix, n_suffix = len(ids), 0
-        starts = np.where(special, -1, offsets[:, 0] + base)
-        ends = np.where(special, -1, offsets[:, 1] + base)
-        types = np.asarray(enc["token_type_ids"][i], dtype=np.int64) if with_types else None
-        out.append(
-            SentencePieces(
-                ids=ids,
-                type_ids=types,
-                starts=starts,
-                ends=ends,
-                n_prefix=n_prefix,
-                n_suffix=n_suffix,
-                strings=strings,
-            )
-        )
-    return out
+    if len(guarded):
+        # A vocabulary that holds its special tokens as ordinary pieces (a Unigram model
+        # trained with them) can still match "<cls>" typed in a document: such a piece would
+        # act as a real boundary token. It becomes the unknown token instead.
+        injected = np.flatnonzero(~special & np.isin(ids, guarded))
+        if len(injected):
+            ids[injected] = tokenizer.unk_token_id
+            for k in injected.tolist():
+                strings[k] = tokenizer.unk_token
+    base = np.repeat(np.asarray(char_offsets, dtype=np.int64), lengths)
+    starts = np.where(special, -1, offsets[:, 0] + base)
+    ends = np.where(special, -1, offsets[:, 1] + base)
+    # Boundary tokens before the first and after the last content piece of each sentence
+    # (a sentence of boundary tokens only counts them all as prefix).
+    sentence = np.repeat(np.arange(n), lengths)
+    position = np.arange(total) - bounds[sentence]
+    content = np.flatnonzero(~special)
+    first = lengths.copy()
+    last = np.full(n, -1, dtype=np.int64)
+    np.minimum.at(first, sentence[content], position[content])
+    np.maximum.at(last, sentence[content], position[content])
+    n_suffix = np.where(last >= 0, lengths - last - 1, 0)
+    types = _flat(enc["token_type_ids"], np.int64, total) if with_types else None
+    return PieceBatch(ids, types, starts, ends, strings, bounds, first, n_suffix)
 
 
 def _injectable_ids(tokenizer: Any) -> IntArray:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
+import threading
 
-from stream_trf.benchmark.ceiling import packed_ceiling, packed_rows
+import numpy as np
+import torch
+
+from stream_trf.benchmark.ceiling import measure_packed, packed_ceiling, packed_rows
 
 
 def test_packed_rows_keep_every_id_in_order_without_padding() -> None:
@@ -15,18 +18,66 @@ def test_packed_rows_keep_every_id_in_order_without_padding() -> None:
     assert np.array_equal(rows.ravel(), stream[: rows.size])
 
 
-def test_packed_ceiling_measures_every_shape_and_takes_the_best(tiny_models) -> None:
+def test_packed_ceiling_measures_every_shape_and_engine_then_the_best_again(tiny_models) -> None:
     rng = np.random.default_rng(0)
     seqs = [rng.integers(5, 200, size=int(n)) for n in rng.integers(4, 40, size=60)]
     result = packed_ceiling(
-        tiny_models["bert"], seqs, row_lengths=(8, 32), tokens_per_batch=(64, 256), max_tokens=512
+        tiny_models["bert"],
+        seqs,
+        row_lengths=(8, 32),
+        tokens_per_batch=(64, 256),
+        max_tokens=512,
+        engines=(1, 2),
     )
     shapes = result["shapes"]
-    assert {(s["row_length"], s["rows_per_batch"]) for s in shapes} == {
-        (8, 8),
-        (8, 32),
-        (32, 2),
-        (32, 8),
-    }
+    for lanes in (1, 2):
+        assert {(s["row_length"], s["rows_per_batch"]) for s in shapes if s["lanes"] == lanes} == {
+            (8, 8),
+            (8, 32),
+            (32, 2),
+            (32, 8),
+        }
     assert all(s["wordpieces"] % s["row_length"] == 0 and s["seconds"] > 0 for s in shapes)
-    assert result["wordpieces_per_s"] == max(s["wordpieces_per_s"] for s in shapes)
+    # each engine's best sample shape is run again on every wordpiece (full rows)
+    total = sum(len(s) for s in seqs)
+    assert [e["lanes"] for e in result["engines"]] == [1, 2]
+    for engine in result["engines"]:
+        mine = [s for s in shapes if s["lanes"] == engine["lanes"]]
+        best = max(mine, key=lambda s: s["wordpieces_per_s"])
+        assert (engine["row_length"], engine["rows_per_batch"]) == (
+            best["row_length"],
+            best["rows_per_batch"],
+        )
+        assert engine["wordpieces"] == total // engine["row_length"] * engine["row_length"]
+    assert result["wordpieces_per_s"] == max(e["wordpieces_per_s"] for e in result["engines"])
+
+
+class _CountingModel:
+    """Stands in for the model in the timing loop only: records what each call got."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, list[int], int]] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        assert bool(attention_mask.all())  # packed rows: nothing is padding
+        with self.lock:
+            self.calls.append(
+                (threading.get_ident(), input_ids[:, 0].tolist(), torch.get_num_threads())
+            )
+
+
+def test_lanes_share_the_rows_and_run_single_threaded() -> None:
+    rows = np.arange(40 * 4).reshape(40, 4)
+    model = _CountingModel()
+    main_threads = torch.get_num_threads()
+    measure_packed(model, torch.device("cpu"), rows, rows_per_batch=4, lanes=2)
+    warmup, timed = model.calls[0], model.calls[1:]
+    assert warmup[1] == rows[:4, 0].tolist()
+    # every batch once, split over two threads other than this one
+    firsts = sorted(v for _t, batch, _n in timed for v in batch)
+    assert firsts == rows[:, 0].tolist()
+    assert len({t for t, _b, _n in timed}) == 2
+    assert threading.get_ident() not in {t for t, _b, _n in timed}
+    assert {n for _t, _b, n in timed} == {max(1, main_threads // 2)}
+    assert torch.get_num_threads() == main_threads  # the caller's setting is untouched

@@ -59,3 +59,17 @@ def test_ratios_and_targets(tmp_path: Path) -> None:
     assert "library_over_ceiling: 0.75 ✗" in text and "p99 2500 ms" in text
     chart(r, tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_each_system_is_divided_by_the_ceiling_runs_around_it() -> None:
+    result = _result()
+    result["systems"]["ceiling"]["runs"] = [
+        {"after": "start", "wordpieces_per_s": 4000.0},
+        {"after": "library", "wordpieces_per_s": 6000.0},
+        {"after": "worker", "wordpieces_per_s": 2000.0},
+    ]
+    r = summarize(result)
+    assert r["ceiling_baselines"] == {"library": 5000.0, "worker": 4000.0}
+    assert r["ratios"]["library_over_ceiling"] == pytest.approx(3750 / 5000)
+    assert r["ratios"]["worker_over_ceiling"] == pytest.approx(3000 / 4000)
+    assert r["systems"]["ceiling"]["wordpieces_per_s"] == pytest.approx(4000)  # mean of all runs

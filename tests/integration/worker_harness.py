@@ -26,6 +26,7 @@ def fresh_settings(broker_url: str, model: str, **overrides: Any) -> Settings:
         dlq_topic=f"dlq-{tag}",
         group_id=f"g-{tag}",
         partitions=4,
+        processes=1,  # one worker per process unless a test asks for more
         **FAST_GROUP,
     )
     return base.with_(**overrides)

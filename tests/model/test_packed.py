@@ -44,6 +44,22 @@ def test_packed_rows_equal_padded_rows(tiny_models, hidden_states: bool) -> None
     assert padded.stats.padded_wordpieces > padded.stats.real_wordpieces
 
 
+def test_both_attention_kernels_give_the_same_rows(tiny_models) -> None:
+    """The jagged kernel (CUDA's) and the dense one (padded inside attention only) agree."""
+    from stream_trf.model.packed import attention_kernel, packed_forward
+
+    runner = TransformerRunner(tiny_models["bert"], packing="off")
+    ids = _sequences(7, int(runner.config.vocab_size), seed=3)
+    types = [None] * len(ids)
+    with torch.inference_mode():
+        dense, _, lengths = packed_forward(runner.model, ids, types, runner.device, kernel="dense")
+        jagged, _, _ = packed_forward(runner.model, ids, types, runner.device, kernel="jagged")
+    assert lengths == [len(x) for x in ids] and dense.shape[0] == sum(lengths)
+    torch.testing.assert_close(dense, jagged, atol=2e-5, rtol=1e-4)
+    assert attention_kernel(torch.device("cpu")) == "dense"
+    assert attention_kernel(torch.device("cuda")) == "jagged"
+
+
 def test_packing_is_chosen_by_device_and_model(tiny_models) -> None:
     auto = TransformerRunner(tiny_models["bert"])
     assert auto.packed == (auto.device.type == "cuda")

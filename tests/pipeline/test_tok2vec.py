@@ -231,3 +231,44 @@ def test_gradient_buffer_has_the_shape_of_the_rows(tiny_models) -> None:
     doc = nlp(TEXTS[0])
     assert doc._.trf_d_last_hidden_state.shape == doc._.trf_last_hidden_state.shape
     assert not doc._.trf_d_last_hidden_state.any()
+
+
+def test_lanes_change_no_result_and_keep_the_order(tiny_models) -> None:
+    """Sub-batches computed on two lanes at once, batches of docs pipelined: every doc gets
+    exactly the rows that one lane gives it, in order, whatever finishes first."""
+    texts = TEXTS + CORPUS[:40]
+    one = stream_trf.load(str(tiny_models["bert"]), words_per_batch=60, lanes=1)
+    two = stream_trf.load(str(tiny_models["bert"]), words_per_batch=60, lanes=2)
+    ref = list(one.pipe(texts, batch_size=7))
+    got = list(two.pipe(texts, batch_size=7))
+    runner = two.get_pipe("trf_tok2vec").runner
+    assert two.get_pipe("trf_tok2vec").lanes.n == 2
+    assert runner.stats.batches > 10  # many sub-batches really were spread over the lanes
+    assert [d.text for d in got] == texts
+    for a, b in zip(ref, got):
+        np.testing.assert_allclose(b.tensor, a.tensor, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            b._.trf_last_hidden_state, a._.trf_last_hidden_state, rtol=1e-5, atol=1e-5
+        )
+    # the counters add up across threads
+    single = one.get_pipe("trf_tok2vec").runner.stats
+    assert (runner.stats.batches, runner.stats.real_wordpieces, runner.stats.padded_wordpieces) == (
+        single.batches,
+        single.real_wordpieces,
+        single.padded_wordpieces,
+    )
+
+
+def test_a_failing_sub_batch_on_a_lane_raises_in_pipe(tiny_models) -> None:
+    nlp = stream_trf.load(str(tiny_models["bert"]), words_per_batch=60, lanes=2)
+    runner = nlp.get_pipe("trf_tok2vec").runner
+    original = runner.predict
+
+    def flaky(ids, types):
+        if any(len(x) > 30 for x in ids):
+            raise RuntimeError("lane failure")
+        return original(ids, types)
+
+    runner.predict = flaky  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="lane failure"):
+        list(nlp.pipe(TEXTS + CORPUS[:20], batch_size=4))

@@ -84,7 +84,7 @@ def test_tokenize_sentences_matches_the_tokenizer(family: str, tiny_dir: Path) -
 
 
 def test_tokenize_sentences_empty(tiny_dir: Path) -> None:
-    assert tokenize_sentences(load_tokenizer(tiny_dir), [], []) == []
+    assert len(tokenize_sentences(load_tokenizer(tiny_dir), [], [])) == 0
 
 
 def test_boundary_tokens_are_the_tokenizers_special_ids(family: str, tiny_dir: Path) -> None:
@@ -205,3 +205,33 @@ def test_minilm_published_example(minilm_dir: Path) -> None:
     assert doc._.trf_word_pieces_ == expected
     # spaCy tokens: Here is some text to encode .  ("encode" holds two pieces)
     assert doc._.trf_alignment == [[1], [2], [3], [4], [5], [6, 7], [8]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a",
+        "  leading and trailing  ",
+        "tabs\tand\nnewlines\n\n  mixed   spaces",
+        "Über café 😀 東京は日本の首都です。e\u0301",
+        "end with space ",
+    ],
+)
+def test_doc_text_is_spacys_doc_text(text: str) -> None:
+    from stream_trf.pipeline.wordpiecer import doc_text
+
+    doc = spacy.blank("en")(text)
+    assert doc_text(doc) == doc.text == text
+
+
+def test_a_batch_slices_into_the_sentences_the_tokenizer_gives(tiny_dir: Path) -> None:
+    batch = tokenize_sentences(load_tokenizer(tiny_dir), TEXTS, BASES)
+    assert len(batch) == len(TEXTS) and batch.bounds[-1] == len(batch.ids)
+    one_by_one = [
+        tokenize_sentences(load_tokenizer(tiny_dir), [t], [b])[0] for t, b in zip(TEXTS, BASES)
+    ]
+    for got, ref in zip(batch, one_by_one):
+        assert got.ids.tolist() == ref.ids.tolist() and got.strings == ref.strings
+        assert (got.n_prefix, got.n_suffix) == (ref.n_prefix, ref.n_suffix)
+        np.testing.assert_array_equal(got.starts, ref.starts)
