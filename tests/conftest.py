@@ -218,6 +218,16 @@ def minilm_dir() -> Path:
     return resolve_model_dir(DEFAULT_MODEL)
 
 
+@pytest.fixture(scope="module")
+def broker():
+    """A real Tansu broker on a free port (memory storage), shared by the tests of one module;
+    each test uses fresh topic names and consumer groups (worker_harness.fresh_settings)."""
+    from stream_trf.stream.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as b:
+        yield b
+
+
 def shared_descriptions(limit: int | None = None) -> list[dict]:
     path = SHARED_DATA / "debian-descriptions.jsonl.gz"
     out = []

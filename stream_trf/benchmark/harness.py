@@ -137,9 +137,11 @@ def run_bench(
             if step == "ceiling":
                 out["ceiling"] = _measure("ceiling", texts_file, model, {})
             elif step == "library":
-                out["library"] = _measure(
-                    "library", texts_file, model, {"words_per_batch": wpb, "packing": packing}
-                )
+                options = {"words_per_batch": wpb, "packing": packing}
+                if "ceiling" in out:
+                    # Also paired with the ceiling, chunk by chunk (benchmark/library.py).
+                    options["ceiling_shape"] = out["ceiling"]["best_shape"]
+                out["library"] = _measure("library", texts_file, model, options)
             elif step == "naive":
                 out["naive"] = _measure(
                     "naive", texts_file, model, {"batch_size": naive_batch_size}

@@ -3,6 +3,11 @@
 The second figure runs the HF model alone on exactly the padded sub-batches the library planned;
 the ratio of the two is what the library's own work (tokenizing, aligning, rebuilding
 ``doc.tensor``) costs on top of the model.
+
+The third is the library against the ceiling *paired*: chunk by chunk of the texts, the library
+and then the bare model on the same chunk's wordpieces packed in the ceiling's best shape, in
+one process. This host's speed drifts by tens of percent over minutes; alternating every few
+seconds puts both sides of the ratio under the same drift.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ceiling import _sync
+from .ceiling import _sync, measure_packed, packed_rows
 
 
 def sentence_wordpieces(texts: list[str], model: str) -> list[np.ndarray]:
@@ -38,6 +43,8 @@ def run_library(
     classifier: Any = None,
     bare: bool = True,
     packing: str = "auto",
+    ceiling_shape: dict[str, int] | None = None,
+    pair_chunk_docs: int = 500,
 ) -> dict[str, Any]:
     import stream_trf
 
@@ -91,4 +98,70 @@ def run_library(
         result["library_over_bare"] = round(
             result["wordpieces_per_s"] / result["bare_model_same_batches_wordpieces_per_s"], 3
         )
+    if ceiling_shape is not None:
+        result["paired"] = paired_with_ceiling(
+            nlp, texts, ceiling_shape, chunk_docs=pair_chunk_docs, batch_size=batch_size
+        )
     return result
+
+
+def paired_with_ceiling(
+    nlp: Any,
+    texts: list[str],
+    shape: dict[str, int],
+    *,
+    chunk_docs: int = 500,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """The library and the packed ceiling, alternating chunk by chunk on the same wordpieces.
+
+    Each chunk is timed as ``nlp.pipe`` over its texts, then as the bare model over the
+    chunk's wordpieces (boundary tokens included) packed into ``shape`` (the ceiling's best:
+    ``lanes``, ``row_length``, ``rows_per_batch``). The ratio is of the summed times. Chunk
+    edges cost the library its pipelining (it starts and drains once per chunk), so the
+    paired ratio errs low, not high.
+    """
+    runner = nlp.get_pipe("trf_tok2vec").runner
+    length, per_batch, lanes = shape["row_length"], shape["rows_per_batch"], shape["lanes"]
+    lib_s = ceil_s = 0.0
+    lib_wp = ceil_wp = 0
+    chunks = []
+    for a in range(0, len(texts), chunk_docs):
+        chunk = texts[a : a + chunk_docs]
+        _sync(runner.device)
+        t0 = time.perf_counter()
+        docs = list(nlp.pipe(chunk, batch_size=batch_size))
+        _sync(runner.device)
+        lib = time.perf_counter() - t0
+        seqs: list[np.ndarray] = []
+        for d in docs:
+            wp = d._.trf_data
+            seqs.extend(wp.ids[wp.sentence(s)] for s in range(wp.n_sentences))
+        n_wp = int(sum(len(x) for x in seqs))
+        rows = packed_rows(seqs, length)
+        if len(rows) < per_batch * lanes:
+            continue  # a tail too short to fill the ceiling's shape is not a fair pair
+        ceil = measure_packed(runner.model, runner.device, rows, per_batch, lanes)
+        lib_s += lib
+        lib_wp += n_wp
+        ceil_s += ceil
+        ceil_wp += int(rows.size)
+        chunks.append(
+            {
+                "docs": len(chunk),
+                "library_wordpieces_per_s": round(n_wp / lib, 1),
+                "ceiling_wordpieces_per_s": round(rows.size / ceil, 1),
+            }
+        )
+    if not chunks:
+        return {"chunks": []}
+    library_rate = lib_wp / lib_s
+    ceiling_rate = ceil_wp / ceil_s
+    return {
+        "chunk_docs": chunk_docs,
+        "shape": dict(shape),
+        "library_wordpieces_per_s": round(library_rate, 1),
+        "ceiling_wordpieces_per_s": round(ceiling_rate, 1),
+        "library_over_ceiling": round(library_rate / ceiling_rate, 3),
+        "chunks": chunks,
+    }

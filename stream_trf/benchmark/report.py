@@ -8,6 +8,7 @@ from typing import Any
 # Issue 5's targets, as ratios measured in one run.
 TARGETS = {
     "library_over_ceiling": 0.90,
+    "library_over_ceiling_paired": 0.90,
     "library_padding_efficiency": 0.90,
     "worker_over_ceiling": 0.85,
     "worker_over_spacy_transformers": 1.5,
@@ -58,6 +59,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
         ratios["library_over_ceiling"] = round(
             library["wordpieces_per_s"] / baselines["library"], 3
         )
+    if library and library.get("paired", {}).get("library_over_ceiling") is not None:
+        # The same ratio with the two sides alternating every few seconds (benchmark/library.py).
+        ratios["library_over_ceiling_paired"] = library["paired"]["library_over_ceiling"]
     if ceiling and worker and "wordpieces_per_s" in worker:
         baselines["worker"] = round(local_ceiling(ceiling, "worker"), 1)
         ratios["worker_over_ceiling"] = round(worker["wordpieces_per_s"] / baselines["worker"], 3)
@@ -70,7 +74,12 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             library["words_per_s"] / peer["words_per_s"], 3
         )
     met: dict[str, bool] = {}
-    for key in ("library_over_ceiling", "worker_over_ceiling", "worker_over_spacy_transformers"):
+    for key in (
+        "library_over_ceiling",
+        "library_over_ceiling_paired",
+        "worker_over_ceiling",
+        "worker_over_spacy_transformers",
+    ):
         if key in ratios:
             met[key] = ratios[key] >= TARGETS[key]
     if library:

@@ -129,6 +129,18 @@ class RssSampler:
         self._thread.join()
 
 
+def by_process(records: list[dict[str, Any]], t0: float) -> dict[str, dict[str, float]]:
+    """Per worker process: how many records it enriched and when its last one arrived (seconds
+    after the first was produced). The spread of those last arrivals is time in which some
+    processes had nothing left to do: the partitions' shares of the N docs are not equal."""
+    out: dict[str, dict[str, float]] = {}
+    for r in records:
+        p = out.setdefault(r["worker"], {"records": 0, "last_s": 0.0})
+        p["records"] += 1
+        p["last_s"] = max(p["last_s"], round(r["_kafka"]["received_ms"] / 1000 - t0, 2))
+    return out
+
+
 def latency_figures(records: list[dict[str, Any]]) -> dict[str, float]:
     lat = [
         r["_kafka"]["received_ms"] - r["timings"]["ingested_at_ms"]
@@ -193,6 +205,7 @@ def run_worker(
                 "docs_per_s": round(len(docs) / secs, 2),
                 "words": sum(r["n_words"] for r in {r["id"]: r for r in out}.values()),
                 "duplicates": clients.duplicates(out),
+                "by_process": by_process(out, t0),
             }
             saturation["words_per_s"] = round(saturation["words"] / secs, 1)
             rate = max(1.0, saturation["docs_per_s"] * paced_share)

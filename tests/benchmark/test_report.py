@@ -61,6 +61,15 @@ def test_ratios_and_targets(tmp_path: Path) -> None:
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_paired_library_ratio_is_reported_and_checked() -> None:
+    result = _result()
+    result["systems"]["library"]["paired"] = {"library_over_ceiling": 0.93, "chunks": [{}]}
+    r = summarize(result)
+    assert r["ratios"]["library_over_ceiling_paired"] == 0.93
+    assert r["met"]["library_over_ceiling_paired"] is True
+    assert "library_over_ceiling_paired: 0.93 ✓" in table(r)
+
+
 def test_each_system_is_divided_by_the_ceiling_runs_around_it() -> None:
     result = _result()
     result["systems"]["ceiling"]["runs"] = [

@@ -53,7 +53,14 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
     sat = s["worker"]["saturation"]
     assert sat["enriched"] == 30 and sat["duplicates"] == 0
     assert sat["words"] == result["words"]
+    procs = sat["by_process"]
+    assert sum(p["records"] for p in procs.values()) == 30
+    assert max(p["last_s"] for p in procs.values()) == sat["seconds"]
     assert s["worker"]["paced"]["enriched"] == s["worker"]["paced"]["docs"]
     assert 0 < s["worker"]["paced"]["latency_ms_p50"] <= s["worker"]["paced"]["latency_ms_p99"]
     assert [p["words_per_batch"] for p in result["sweep"]] == [200, 1000]
     assert "library_over_ceiling" in result["ratios"]
+    # the library was also timed chunk by chunk against the ceiling's best shape
+    paired = s["library"]["paired"]
+    assert paired["shape"] == s["ceiling"]["best_shape"] and paired["chunks"]
+    assert result["ratios"]["library_over_ceiling_paired"] == paired["library_over_ceiling"]

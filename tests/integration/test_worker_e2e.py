@@ -52,12 +52,6 @@ def _docs(n: int, prefix: str = "d") -> list[dict]:
     return out
 
 
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
-
-
 @pytest.fixture()
 def tiny_bert(tiny_models) -> str:
     return str(tiny_models["bert"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
 from worker_harness import (
     consume_until,
     create_topics,
@@ -15,14 +14,7 @@ from worker_harness import (
 )
 
 from stream_trf.stream import clients
-from stream_trf.stream.broker import EmbeddedBroker
 from stream_trf.stream.local import WorkerProcess
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 def _docs(n: int, prefix: str) -> list[dict]:

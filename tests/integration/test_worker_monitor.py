@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 import jsonschema
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from worker_harness import consume_until, create_topics, fresh_settings, ids_of, produce_json
 
@@ -17,14 +16,8 @@ from stream_trf import schemas
 from stream_trf.cli import main
 from stream_trf.monitor.reference import Reference
 from stream_trf.stream import clients
-from stream_trf.stream.broker import EmbeddedBroker, free_port
+from stream_trf.stream.broker import free_port
 from stream_trf.stream.local import WorkerProcess
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 def _documents_total(port: int) -> float:

@@ -9,7 +9,6 @@ import signal
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
 from worker_harness import (
     consume_until,
     create_topics,
@@ -19,14 +18,7 @@ from worker_harness import (
     wait_for,
 )
 
-from stream_trf.stream.broker import EmbeddedBroker
 from stream_trf.stream.local import WorkerProcess
-
-
-@pytest.fixture(scope="module")
-def broker():
-    with EmbeddedBroker() as b:
-        yield b
 
 
 def _docs(n: int, prefix: str) -> list[dict]:
