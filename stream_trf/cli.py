@@ -452,9 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
         "one enriched record per input record (keyed by its id) or a dead letter, and commit an "
         "input offset only after its output is acknowledged. Every flag falls back to the "
         "environment variable named in its help, then to its default. On a CPU it runs one "
-        "single-threaded worker process per core by default (--processes), each taking its "
-        "share of the partitions; run more workers anywhere with the same --group-id to share "
-        "them further.",
+        "worker process per 4 cores by default (--processes), each taking its share of the "
+        "partitions and running the model on one lane per core; run more workers anywhere with "
+        "the same --group-id to share them further.",
     )
     add_arguments(worker)
     worker.set_defaults(func=cmd_worker)

@@ -255,13 +255,23 @@ class TransformerTok2Vec(BatchPipe):
         runner = self.runner
         inputs = self.model_inputs(docs)
         ids, types = inputs.ids, inputs.types
-        batches = make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"]))
         lanes = self.lanes
+        batches = make_batches([len(x) for x in ids], self._budget([len(x) for x in ids], lanes.n))
         results = [
             lanes.submit(runner.predict, [ids[i] for i in b], [types[i] for i in b])
             for b in batches
         ]
         return InFlight(docs, inputs, batches, results, started)
+
+    def _budget(self, lengths: list[int], n_lanes: int) -> int:
+        """The sub-batch budget: ``words_per_batch``, or less when a batch of docs is too small
+        to give every lane a sub-batch — then it is cut into at least one sub-batch per lane
+        (half the real wordpieces each for two lanes; padding may make it one more), so a
+        worker's small buffers (light load) use every core, not one."""
+        budget = int(self.cfg["words_per_batch"])
+        if n_lanes > 1 and lengths:
+            budget = min(budget, max(max(lengths), -(-sum(lengths) // n_lanes)))
+        return budget
 
     def finish(self, job: InFlight) -> list[Doc]:
         """Wait for a launched batch and set its docs' outputs and ``doc.tensor``."""

@@ -19,11 +19,17 @@ from stream_trf.stream.supervisor import (
 )
 
 
-def test_auto_is_one_process_per_core_at_most_one_per_partition(monkeypatch) -> None:
+def test_auto_is_one_process_per_four_cores_at_most_one_per_partition(monkeypatch) -> None:
+    from stream_trf.model import lanes
+
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert resolve_processes(Settings(processes=3)) == 3
-    assert resolve_processes(Settings(partitions=64)) == cpu_cores()
+    for cores, expected in ((1, 1), (2, 1), (7, 1), (8, 2), (16, 4)):
+        monkeypatch.setattr(lanes, "cpu_cores", lambda cores=cores: cores)
+        assert resolve_processes(Settings(partitions=64)) == expected
+    assert resolve_processes(Settings(partitions=3)) == 3
     assert resolve_processes(Settings(partitions=1)) == 1
+    monkeypatch.undo()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_processes(Settings(partitions=64)) == 1
     assert threads_per_process(1) == cpu_cores()
