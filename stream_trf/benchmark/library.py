@@ -26,7 +26,11 @@ def sentence_wordpieces(texts: list[str], model: str) -> list[np.ndarray]:
     import stream_trf
 
     nlp = stream_trf.load(model, classifier=None)
-    docs = nlp.pipe(texts, disable=["trf_tok2vec"], batch_size=256)
+    return sentence_ids(nlp.pipe(texts, disable=["trf_tok2vec"], batch_size=256))
+
+
+def sentence_ids(docs: Any) -> list[np.ndarray]:
+    """The wordpiece ids of every sentence of ``docs``, in order."""
     out: list[np.ndarray] = []
     for doc in docs:
         wp = doc._.trf_data
@@ -133,10 +137,7 @@ def paired_with_ceiling(
         docs = list(nlp.pipe(chunk, batch_size=batch_size))
         _sync(runner.device)
         lib = time.perf_counter() - t0
-        seqs: list[np.ndarray] = []
-        for d in docs:
-            wp = d._.trf_data
-            seqs.extend(wp.ids[wp.sentence(s)] for s in range(wp.n_sentences))
+        seqs = sentence_ids(docs)
         n_wp = int(sum(len(x) for x in seqs))
         rows = packed_rows(seqs, length)
         if len(rows) < per_batch * lanes:

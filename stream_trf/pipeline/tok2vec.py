@@ -256,7 +256,8 @@ class TransformerTok2Vec(BatchPipe):
         inputs = self.model_inputs(docs)
         ids, types = inputs.ids, inputs.types
         lanes = self.lanes
-        batches = make_batches([len(x) for x in ids], self._budget([len(x) for x in ids], lanes.n))
+        lengths = [len(x) for x in ids]
+        batches = make_batches(lengths, self._budget(lengths, lanes.n))
         results = [
             lanes.submit(runner.predict, [ids[i] for i in b], [types[i] for i in b])
             for b in batches

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections import defaultdict
 from pathlib import Path
 
 from worker_harness import (
+    assert_partitions_split,
     consume_until,
     create_topics,
     fresh_settings,
@@ -52,11 +52,7 @@ def test_processes_share_partitions_restart_and_stop(broker, tiny_models, tmp_pa
         out = consume_until(settings, settings.output_topic, lambda r: ids_of(r) >= ids_of(first))
         pids = _pids(out)
         assert len(pids) == 2 and worker.pid not in pids, "two processes, not the supervisor"
-        by_pid: dict[int, set[int]] = defaultdict(set)
-        for r in out:
-            by_pid[int(r["worker"].rsplit(":", 1)[1])].add(r["source"]["partition"])
-        p_a, p_b = by_pid.values()
-        assert not (p_a & p_b) and p_a | p_b == set(range(settings.partitions))
+        assert_partitions_split(out, settings.partitions)
 
         # A process that crashes is replaced; nothing is lost.
         crashed = min(pids)

@@ -62,6 +62,16 @@ def ids_of(records: list[dict[str, Any]]) -> set[str]:
     return {r["id"] for r in records if "id" in r}
 
 
+def assert_partitions_split(records: list[dict[str, Any]], partitions: int) -> None:
+    """Two workers, each with its own partitions: none served by both, all served."""
+    by_worker: dict[str, set[int]] = {}
+    for r in records:
+        by_worker.setdefault(r["worker"], set()).add(r["source"]["partition"])
+    assert len(by_worker) == 2, "both workers in the group must get partitions"
+    p_a, p_b = by_worker.values()
+    assert not (p_a & p_b) and p_a | p_b == set(range(partitions))
+
+
 def wait_for(predicate, timeout: float, interval: float = 0.1) -> bool:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
