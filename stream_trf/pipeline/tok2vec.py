@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -27,7 +27,7 @@ from ..errors import MissingWordpieces, StreamTrfError
 from ..model.lanes import Lanes, resolve_lanes
 from ..model.runner import SequenceOutput, TransformerRunner
 from ..model.source import DEFAULT_MODEL, resolve_model_dir
-from ..text.alignment import rebuild
+from ..text.alignment import rebuild_batch
 from ..text.batching import Window, make_batches, plan_windows, stitch
 from .base import BatchPipe
 from .extensions import DocWordpieces, TransformerOutputs, install_extensions, set_vector_hooks
@@ -205,21 +205,8 @@ class TransformerTok2Vec(BatchPipe):
 
     def plan(self, docs: list[Doc]) -> tuple[list[Window], list[tuple[int, int]]]:
         """Every model input of ``docs``: windows, and per window its (doc, sentence)."""
-        runner = self.runner
-        windows: list[Window] = []
-        owners: list[tuple[int, int]] = []
-        for d, doc in enumerate(docs):
-            wp = _wordpieces(doc, self.name)
-            for s in range(wp.n_sentences):
-                sl = wp.sentence(s)
-                n_prefix, n_suffix = int(wp.sentence_prefix[s]), int(wp.sentence_suffix[s])
-                n_content = sl.stop - sl.start - n_prefix - n_suffix
-                for w in plan_windows(
-                    s, n_content, n_prefix, n_suffix, runner.max_length, self.cfg["window_overlap"]
-                ):
-                    windows.append(w)
-                    owners.append((d, s))
-        return windows, owners
+        inputs = self.model_inputs(docs)
+        return inputs.windows, inputs.owners
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
         """Batches of docs through the transformer, pipelined: upstream components run ahead in
@@ -235,14 +222,39 @@ class TransformerTok2Vec(BatchPipe):
             yield from self.finish(in_flight.popleft())
 
     def model_inputs(self, docs: list[Doc]) -> ModelInputs:
-        """The windows of ``docs`` and the ids / token types each feeds to the model."""
-        windows, owners = self.plan(docs)
-        wps = [_wordpieces(doc, self.name) for doc in docs]
-        ids, types = [], []
-        for w, (d, s) in zip(windows, owners):
-            seq_ids, seq_types = _window_inputs(wps[d], s, w)
-            ids.append(seq_ids)
-            types.append(seq_types)
+        """The windows of ``docs`` and the ids / token types each feeds to the model.
+
+        A sentence that fits the model is one window whose inputs are views of the doc's
+        arrays; only longer ones go through ``plan_windows``. Plain ints, no numpy scalars, in
+        the loop: it runs once per sentence, beside the model, and holds the GIL."""
+        max_length = self.runner.max_length
+        overlap = self.cfg["window_overlap"]
+        windows: list[Window] = []
+        owners: list[tuple[int, int]] = []
+        wps: list[DocWordpieces] = []
+        ids: list[np.ndarray] = []
+        types: list[np.ndarray | None] = []
+        for d, doc in enumerate(docs):
+            wp = _wordpieces(doc, self.name)
+            wps.append(wp)
+            bounds = wp.sentence_starts.tolist()
+            prefix = wp.sentence_prefix.tolist()
+            suffix = wp.sentence_suffix.tolist()
+            for s, (p, q) in enumerate(zip(prefix, suffix)):
+                a, b = bounds[s], bounds[s + 1]
+                if b - a <= max_length:
+                    n_content = b - a - p - q
+                    windows.append(Window(s, 0, n_content, 0, n_content, p, q))
+                    owners.append((d, s))
+                    ids.append(wp.ids[a:b])
+                    types.append(None if wp.type_ids is None else wp.type_ids[a:b])
+                    continue
+                for w in plan_windows(s, b - a - p - q, p, q, max_length, overlap):
+                    windows.append(w)
+                    owners.append((d, s))
+                    seq_ids, seq_types = _window_inputs(wp, s, w)
+                    ids.append(seq_ids)
+                    types.append(seq_types)
         return ModelInputs(windows, owners, wps, ids, types)
 
     def set_annotations(self, docs: list[Doc]) -> None:
@@ -277,70 +289,77 @@ class TransformerTok2Vec(BatchPipe):
     def finish(self, job: InFlight) -> list[Doc]:
         """Wait for a launched batch and set its docs' outputs and ``doc.tensor``."""
         docs = job.docs
-        windows, owners, wps, _ids, _types = job.inputs
-        outputs: list[SequenceOutput | None] = [None] * len(windows)
+        outputs: list[SequenceOutput | None] = [None] * len(job.inputs.windows)
         for batch, result in zip(job.batches, job.results):
             for k, res in zip(batch, result.result()):
                 outputs[k] = res
         model_s = time.perf_counter() - job.started
-        runner = self.runner
-        # Group windows back by doc and sentence (they were planned in order).
-        by_doc: list[list[tuple[Window, SequenceOutput]]] = [[] for _ in docs]
-        for w, (d, _s), out in zip(windows, owners, outputs):
-            assert out is not None
-            by_doc[d].append((w, out))
-        for doc, wp, items in zip(docs, wps, by_doc):
-            self._set_doc(doc, wp, items, runner)
+        self._set_docs(docs, job.inputs, outputs)
         per_doc = model_s / max(len(docs), 1)
         for doc in docs:
             doc._.trf_outputs.timings["transformer_s"] = per_doc
         return docs
 
-    def _set_doc(
-        self,
-        doc: Doc,
-        wp: DocWordpieces,
-        items: list[tuple[Window, SequenceOutput]],
-        runner: TransformerRunner,
+    def _set_docs(
+        self, docs: list[Doc], inputs: ModelInputs, outputs: list[SequenceOutput | None]
     ) -> None:
-        width = runner.width
-        n_wp = len(wp.ids)
-        last = np.zeros((n_wp, width), dtype=np.float32)
-        n_layers = len(items[0][1].hidden_states or []) if items else 0
-        hidden = [np.zeros((n_wp, width), dtype=np.float32) for _ in range(n_layers)]
-        attentions: list[list[Any]] = []
-        attention_pieces: list[np.ndarray] = []
-        windowed = 0
+        """Each doc's wordpiece rows, ``doc.tensor`` and vector hooks, for a whole batch at once.
+
+        The rows of all docs go into one array (a doc's rows are a slice of it), and
+        ``doc.tensor`` is rebuilt for all docs in one scatter-add: per-doc array and torch
+        calls were most of this step's time, and it runs beside the model."""
+        windows, owners, wps = inputs.windows, inputs.owners, inputs.wordpieces
+        runner = self.runner
+        keep_hidden = bool(self.cfg["output_hidden_states"])
+        keep_attentions = bool(self.cfg["output_attentions"])
+        starts = np.zeros(len(wps) + 1, dtype=np.int64)
+        np.cumsum([len(wp.ids) for wp in wps], out=starts[1:])
+        first = next((o for o in outputs if o is not None), None)
+        n_layers = len(first.hidden_states or []) if first is not None else 0
+        rows = np.empty((int(starts[-1]), runner.width), dtype=np.float32)
+        hidden = [np.empty_like(rows) for _ in range(n_layers)]
+        windowed = [0] * len(docs)
+        attentions: list[list[list[Any]]] = [[] for _ in docs]
+        attention_pieces: list[list[np.ndarray]] = [[] for _ in docs]
+        offsets = starts.tolist()
         k = 0
-        while k < len(items):
-            s = items[k][0].sentence
-            group = []
-            while k < len(items) and items[k][0].sentence == s:
-                group.append(items[k])
-                k += 1
-            sl = wp.sentence(s)
-            wins = [g[0] for g in group]
-            last[sl] = stitch(wins, [g[1].last_hidden_state for g in group])
-            for layer in range(n_layers):
-                hidden[layer][sl] = stitch(wins, [g[1].hidden_states[layer] for g in group])  # type: ignore[index]
-            if len(group) > 1:
-                windowed += sl.stop - sl.start
-            if self.cfg["output_attentions"]:
-                for w, out in group:
-                    attentions.append(out.attentions or [])
-                    attention_pieces.append(_window_rows(wp, s, w))
-        doc._.trf_outputs = TransformerOutputs(
-            last_hidden_state=last,
-            hidden_states=hidden if self.cfg["output_hidden_states"] else None,
-            attentions=attentions if self.cfg["output_attentions"] else None,
-            attention_pieces=attention_pieces if self.cfg["output_attentions"] else None,
-            windowed_wordpieces=windowed,
-            model_name=runner.name,
-        )
-        doc._.trf_d_last_hidden_state = np.zeros_like(last)
-        tensor: Any = rebuild(wp.rebuild, last)
-        doc.tensor = tensor
-        set_vector_hooks(doc)
+        while k < len(windows):
+            d, s = owners[k]
+            j = k + 1
+            while j < len(windows) and owners[j] == (d, s):
+                j += 1
+            sl = wps[d].sentence(s)
+            a, b = offsets[d] + sl.start, offsets[d] + sl.stop
+            group = cast(list[SequenceOutput], outputs[k:j])
+            if j == k + 1:
+                rows[a:b] = group[0].last_hidden_state
+                for layer in range(n_layers):
+                    hidden[layer][a:b] = group[0].hidden_states[layer]  # type: ignore[index]
+            else:
+                wins = windows[k:j]
+                rows[a:b] = stitch(wins, [g.last_hidden_state for g in group])
+                for layer in range(n_layers):
+                    hidden[layer][a:b] = stitch(wins, [g.hidden_states[layer] for g in group])  # type: ignore[index]
+                windowed[d] += b - a
+            if keep_attentions:
+                for w, out in zip(windows[k:j], group):
+                    attentions[d].append(out.attentions or [])
+                    attention_pieces[d].append(_window_rows(wps[d], s, w))
+            k = j
+        tensors, _ = rebuild_batch([wp.rebuild for wp in wps], rows)
+        for d, doc in enumerate(docs):
+            a, b = offsets[d], offsets[d + 1]
+            doc._.trf_outputs = TransformerOutputs(
+                last_hidden_state=rows[a:b],
+                hidden_states=[h[a:b] for h in hidden] if keep_hidden else None,
+                attentions=attentions[d] if keep_attentions else None,
+                attention_pieces=attention_pieces[d] if keep_attentions else None,
+                windowed_wordpieces=windowed[d],
+                model_name=runner.name,
+            )
+            doc._.trf_d_last_hidden_state = None  # created by training (update) only
+            doc.tensor = cast(Any, tensors[d])
+            set_vector_hooks(doc)
 
     # --- training (pipeline/training.py explains the mechanism) ----------------------------
 
@@ -445,14 +464,18 @@ class TransformerTok2Vec(BatchPipe):
             assert r is not None
             per_doc[d].append((w, r))
         rows = []
-        for doc, wp, items in zip(docs, wps, per_doc):
-            tensor = _stitch_torch(items, len(wp.ids), runner.width, runner.device)
-            host = [
-                (w, SequenceOutput(last_hidden_state=r.detach().float().cpu().numpy()))
-                for w, r in items
-            ]
-            self._set_doc(doc, wp, host, runner)
-            rows.append(tensor)
+        host: list[SequenceOutput | None] = []
+        for wp, items in zip(wps, per_doc):
+            rows.append(_stitch_torch(items, len(wp.ids), runner.width, runner.device))
+            host.extend(
+                SequenceOutput(last_hidden_state=r.detach().float().cpu().numpy())
+                for _w, r in items
+            )
+        # Windows regrouped by doc are in planning order already (planned doc by doc).
+        self._set_docs(docs, ModelInputs(windows, owners, wps, ids, types), host)
+        for doc in docs:
+            last = doc._.trf_outputs.last_hidden_state
+            doc._.trf_d_last_hidden_state = np.zeros_like(last)
         return rows
 
     def receive_gradient(self, listener: str) -> None:
@@ -469,6 +492,8 @@ class TransformerTok2Vec(BatchPipe):
             if rows.shape[0] == 0 or not rows.requires_grad:
                 continue
             d = doc._.trf_d_last_hidden_state
+            if d is None:
+                continue
             tensors.append(rows)
             grads.append(torch.from_numpy(d * factor).to(rows.device, rows.dtype))
         if tensors:

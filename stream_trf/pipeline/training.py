@@ -2,7 +2,8 @@
 
 1. ``trf_tok2vec.update`` runs the transformer with autograd on every sentence of the batch and
    keeps, per doc, the rows (n_wordpieces × width) as a torch tensor with its graph; the doc gets
-   the same rows as numpy, ``doc.tensor``, and a zeroed ``doc._.trf_d_last_hidden_state``.
+   the same rows as numpy, ``doc.tensor``, and a zeroed ``doc._.trf_d_last_hidden_state``
+   (inference leaves it ``None``: no memory for a buffer nothing will fill).
 2. Each downstream component that trains on those rows (a *listener*: ``trf_textcat``, or your
    own tagger / NER head with ``listens_to_trf = True``) computes its loss on detached rows,
    **adds** d loss / d rows into ``doc._.trf_d_last_hidden_state``, and calls

@@ -19,7 +19,7 @@ from spacy.tokens import Doc
 from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
 from ..text.alignment import align_pieces, invert, rebuild_matrix
-from ..text.wordpieces import PieceBatch, class_token_position, tokenize_sentences
+from ..text.wordpieces import class_token_position, tokenize_sentences
 from .base import BatchPipe
 from .extensions import DocWordpieces, install_extensions
 
@@ -76,75 +76,81 @@ class TransformerWordpiecer(BatchPipe):
     # --- processing ----------------------------------------------------------------------
 
     def set_annotations(self, docs: list[Doc]) -> None:
-        """Tokenize every sentence of ``docs`` in one tokenizer call, then align per doc."""
+        """Tokenize every sentence of ``docs`` in one tokenizer call and align them all at once.
+
+        The alignment runs over the batch's texts end to end, with token and character indices
+        shifted per doc (nothing aligns across docs: every piece is held inside its sentence),
+        then each doc takes its block. Per-doc array calls were a third of this component's
+        time, and it runs beside the model."""
         tokenizer = self.tokenizer
         texts: list[str] = []
         offsets: list[int] = []
         per_doc: list[list[tuple[int, int, int, int]]] = []
-        doc_texts = []
+        doc_texts: list[str] = []
+        token_arrays = []
+        char_start = 0
         for doc in docs:
             sents = _encodable_sentences(doc, self.name)
             per_doc.append(sents)
             text = doc_text(doc)
             doc_texts.append(text)
+            token_arrays.append(doc.to_array([IDX, LENGTH, IS_SPACE]).reshape(len(doc), 3))
             for _first, _last, start_char, end_char in sents:
                 texts.append(text[start_char:end_char])
-                offsets.append(start_char)
+                offsets.append(char_start + start_char)
+            char_start += len(text)
         batch = tokenize_sentences(tokenizer, texts, offsets)
-        k = 0
-        for doc, text, sents in zip(docs, doc_texts, per_doc):
-            doc._.trf_data = self._doc_wordpieces(doc, text, sents, batch, k)
-            k += len(sents)
 
-    def _doc_wordpieces(
-        self,
-        doc: Doc,
-        text: str,
-        sents: list[tuple[int, int, int, int]],
-        batch: PieceBatch,
-        first_sentence: int,
-    ) -> DocWordpieces:
-        """The doc's slice of ``batch`` (its sentences are ``first_sentence`` onwards)."""
-        n_tok = len(doc)
-        n_sents = len(sents)
-        sentence_bounds = batch.bounds[first_sentence : first_sentence + n_sents + 1]
-        a, b = int(sentence_bounds[0]), int(sentence_bounds[-1])
-        lengths = np.diff(sentence_bounds)
-        ids = batch.ids[a:b].copy()  # a doc owns its arrays, not a view of the whole batch
-        p_starts = batch.starts[a:b]
-        p_ends = batch.ends[a:b]
-        type_ids = None if batch.type_ids is None else batch.type_ids[a:b].copy()
-        is_boundary = p_starts < 0
-        sent_arr = np.array(sents, dtype=np.int64).reshape(-1, 4)
-        first_tok = np.repeat(sent_arr[:, 0], lengths)
-        last_tok = np.repeat(sent_arr[:, 1], lengths)
-
-        arr = doc.to_array([IDX, LENGTH, IS_SPACE]).reshape(n_tok, 3).astype(np.int64)
+        n_docs = len(docs)
+        n_tok = np.fromiter(map(len, token_arrays), dtype=np.int64, count=n_docs)
+        n_sent = np.fromiter(map(len, per_doc), dtype=np.int64, count=n_docs)
+        tok_starts = _starts(n_tok)
+        sent_starts = _starts(n_sent)
+        char_starts = _starts(np.fromiter(map(len, doc_texts), dtype=np.int64, count=n_docs))
+        tokens = (
+            np.concatenate(token_arrays).astype(np.int64)
+            if n_docs
+            else np.zeros((0, 3), dtype=np.int64)
+        )
+        sent_arr = np.array([s for sents in per_doc for s in sents], dtype=np.int64).reshape(-1, 4)
+        sent_tokens = sent_arr[:, :2] + np.repeat(tok_starts[:-1], n_sent)[:, None]
+        lengths = np.diff(batch.bounds)
+        is_boundary = batch.starts < 0
         piece_to_tokens = align_pieces(
-            text,
-            arr[:, 0],
-            arr[:, 1],
-            arr[:, 2].astype(bool),
-            p_starts,
-            p_ends,
+            "".join(doc_texts),
+            tokens[:, 0] + np.repeat(char_starts[:-1], n_tok),
+            tokens[:, 1],
+            tokens[:, 2].astype(bool),
+            batch.starts,
+            batch.ends,
             is_boundary,
-            first_tok,
-            last_tok,
+            np.repeat(sent_tokens[:, 0], lengths),
+            np.repeat(sent_tokens[:, 1], lengths),
         )
-        return DocWordpieces(
-            ids=ids,
-            strings=batch.strings[a:b],
-            type_ids=type_ids,
-            is_boundary=is_boundary,
-            sentence_starts=sentence_bounds - a,
-            sentence_prefix=batch.n_prefix[first_sentence : first_sentence + n_sents].copy(),
-            sentence_suffix=batch.n_suffix[first_sentence : first_sentence + n_sents].copy(),
-            sentence_chars=sent_arr[:, 2:4],
-            alignment=invert(piece_to_tokens, n_tok, ~is_boundary),
-            rebuild=rebuild_matrix(piece_to_tokens, n_tok),
-            class_token=self._class_token,
-            unk_id=self._unk_id,
-        )
+        total_tok = int(tok_starts[-1])
+        alignment = invert(piece_to_tokens, total_tok, ~is_boundary)
+        rebuild = rebuild_matrix(piece_to_tokens, total_tok)
+        piece_starts = batch.bounds[sent_starts].tolist()
+        t_bounds, s_bounds = tok_starts.tolist(), sent_starts.tolist()
+        for d, doc in enumerate(docs):
+            t0, t1 = t_bounds[d], t_bounds[d + 1]
+            s0, s1 = s_bounds[d], s_bounds[d + 1]
+            p0, p1 = piece_starts[d], piece_starts[d + 1]
+            doc._.trf_data = DocWordpieces(
+                # A doc owns its arrays, not views of the whole batch.
+                ids=batch.ids[p0:p1].copy(),
+                strings=batch.strings[p0:p1],
+                type_ids=None if batch.type_ids is None else batch.type_ids[p0:p1].copy(),
+                is_boundary=is_boundary[p0:p1].copy(),
+                sentence_starts=batch.bounds[s0 : s1 + 1] - p0,
+                sentence_prefix=batch.n_prefix[s0:s1].copy(),
+                sentence_suffix=batch.n_suffix[s0:s1].copy(),
+                sentence_chars=sent_arr[s0:s1, 2:4].copy(),
+                alignment=alignment.block(t0, t1, p0),
+                rebuild=rebuild.block(t0, t1, p0, p1),
+                class_token=self._class_token,
+                unk_id=self._unk_id,
+            )
 
     # --- serialization -------------------------------------------------------------------
 
@@ -154,6 +160,13 @@ class TransformerWordpiecer(BatchPipe):
         tokenizer.save_pretrained(str(hf_dir))
         # The model's config names its family; the tokenizer directory stays self-describing.
         shutil.copy(self._model_dir / "config.json", hf_dir / "config.json")
+
+
+def _starts(counts: np.ndarray) -> np.ndarray:
+    """Where each of consecutive blocks of ``counts`` items starts, and the total at the end."""
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
 
 
 def doc_text(doc: Doc) -> str:

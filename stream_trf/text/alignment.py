@@ -21,6 +21,8 @@ Each wordpiece row is split evenly between the tokens aligned to it, hence
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,6 +58,12 @@ class Ragged:
         ptr = self.indptr.tolist()
         return [idx[ptr[i] : ptr[i + 1]] for i in range(len(ptr) - 1)]
 
+    def block(self, start: int, stop: int, col_start: int) -> Ragged:
+        """Rows ``[start, stop)`` with ``col_start`` subtracted from their entries: one doc's
+        share of a batch-wide alignment (new arrays, not views)."""
+        a, b = int(self.indptr[start]), int(self.indptr[stop])
+        return Ragged(self.indptr[start : stop + 1] - a, self.indices[a:b] - col_start)
+
     @classmethod
     def from_pairs(cls, rows: IntArray, cols: IntArray, n_rows: int) -> Ragged:
         """Group (row, col) pairs by row, cols ascending within a row."""
@@ -74,6 +82,17 @@ class RebuildMatrix:
     indices: IntArray
     weights: FloatArray
     shape: tuple[int, int]
+
+    def block(self, start: int, stop: int, col_start: int, col_stop: int) -> RebuildMatrix:
+        """Tokens ``[start, stop)`` × wordpieces ``[col_start, col_stop)``, for a matrix whose
+        rows in that range have no entry outside those columns (one doc of a batch)."""
+        a, b = int(self.indptr[start]), int(self.indptr[stop])
+        return RebuildMatrix(
+            indptr=self.indptr[start : stop + 1] - a,
+            indices=self.indices[a:b] - col_start,
+            weights=self.weights[a:b].copy(),
+            shape=(stop - start, col_stop - col_start),
+        )
 
     def dense(self) -> FloatArray:
         out = np.zeros(self.shape, dtype=np.float32)
@@ -187,18 +206,43 @@ def rebuild_matrix(piece_to_tokens: Ragged, n_tokens: int) -> RebuildMatrix:
 
 
 def rebuild(matrix: RebuildMatrix, rows: FloatArray) -> FloatArray:
-    """``W @ H`` on the host: one row per spaCy token from one row per wordpiece.
+    """``W @ H`` on the host: one row per spaCy token from one row per wordpiece."""
+    return rebuild_batch([matrix], rows)[0][0]
 
-    A scatter-add of the weighted rows into their tokens (PyTorch's ``index_add_``: 2.3x
-    faster here than NumPy's ``add.reduceat`` over rows, the same float32 sums)."""
-    import torch
 
-    n_tok = matrix.shape[0]
-    out = np.zeros((n_tok, rows.shape[1]), dtype=rows.dtype)
-    if len(matrix.indices) == 0:
-        return out
-    token_of = np.repeat(np.arange(n_tok, dtype=np.int64), np.diff(matrix.indptr))
-    weights = torch.from_numpy(matrix.weights.astype(rows.dtype, copy=False))
-    contrib = torch.from_numpy(rows).index_select(0, torch.from_numpy(matrix.indices))
-    torch.from_numpy(out).index_add_(0, torch.from_numpy(token_of), contrib * weights[:, None])
-    return out
+def rebuild_batch(
+    matrices: Sequence[RebuildMatrix], rows: FloatArray
+) -> tuple[list[FloatArray], IntArray]:
+    """``W @ H`` for many docs in one pass: ``rows`` holds the docs' wordpiece rows end to end
+    (doc ``i`` owns ``matrices[i].shape[1]`` of them, in order). Returns each doc's token rows
+    (views of one array) and where each doc's tokens start in it.
+
+    One block-diagonal sparse product (SciPy's CSR kernel: a loop in C++ that needs no
+    temporary), 4-5x faster than a PyTorch gather and scatter-add per doc, and than one over the
+    whole batch, whose (nnz × width) temporary costs more than the arithmetic."""
+    from scipy import sparse
+
+    count = len(matrices)
+    n_tok = np.fromiter((m.shape[0] for m in matrices), dtype=np.int64, count=count)
+    n_wp = np.fromiter((m.shape[1] for m in matrices), dtype=np.int64, count=count)
+    nnz = np.fromiter((len(m.indices) for m in matrices), dtype=np.int64, count=count)
+    if int(n_wp.sum()) != rows.shape[0]:
+        raise ValueError(f"{rows.shape[0]} rows for matrices over {int(n_wp.sum())} wordpieces")
+    tok_starts = np.zeros(count + 1, dtype=np.int64)
+    np.cumsum(n_tok, out=tok_starts[1:])
+    bounds = tok_starts.tolist()
+    if not nnz.sum():
+        out = np.zeros((bounds[-1], rows.shape[1]), dtype=rows.dtype)
+    else:
+        nnz_starts = np.cumsum(nnz) - nnz
+        indptr = np.concatenate(
+            [m.indptr[:-1] + start for m, start in zip(matrices, nnz_starts.tolist())]
+            + [nnz[-1:] + nnz_starts[-1:]]
+        )
+        pieces = np.concatenate([m.indices for m in matrices]) + np.repeat(
+            np.cumsum(n_wp) - n_wp, nnz
+        )
+        weights = np.concatenate([m.weights for m in matrices]).astype(rows.dtype, copy=False)
+        w = sparse.csr_matrix((weights, pieces, indptr), shape=(bounds[-1], rows.shape[0]))
+        out = np.asarray(w @ rows, dtype=rows.dtype)
+    return [out[a:b] for a, b in itertools.pairwise(bounds)], tok_starts

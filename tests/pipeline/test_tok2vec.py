@@ -226,11 +226,23 @@ def test_hidden_states_and_attentions_when_configured(tiny_models) -> None:
                 np.testing.assert_allclose(mine, theirs[0].numpy(), atol=1e-5)
 
 
-def test_gradient_buffer_has_the_shape_of_the_rows(tiny_models) -> None:
+def test_gradient_buffer_exists_only_in_training(tiny_models) -> None:
+    """Inference spends no memory on a gradient buffer; ``update`` gives every doc a zeroed one
+    with the shape of its rows, for listeners to add into."""
+    from types import SimpleNamespace
+
+    from spacy.training import Example
+
     nlp = stream_trf.load(str(tiny_models["bert"]))
-    doc = nlp(TEXTS[0])
-    assert doc._.trf_d_last_hidden_state.shape == doc._.trf_last_hidden_state.shape
-    assert not doc._.trf_d_last_hidden_state.any()
+    assert nlp(TEXTS[0])._.trf_d_last_hidden_state is None
+    t2v = nlp.get_pipe("trf_tok2vec")
+    t2v.listeners = lambda: [SimpleNamespace(name="head")]  # type: ignore[method-assign]
+    examples = [Example(nlp.make_doc(t), nlp.make_doc(t)) for t in TEXTS[:3]]
+    t2v.update(examples)
+    for eg in examples:
+        doc = eg.predicted
+        assert doc._.trf_d_last_hidden_state.shape == doc._.trf_last_hidden_state.shape
+        assert not doc._.trf_d_last_hidden_state.any()
 
 
 def test_lanes_change_no_result_and_keep_the_order(tiny_models) -> None:

@@ -24,6 +24,7 @@ from stream_trf.text.alignment import (
     char_to_token,
     invert,
     rebuild,
+    rebuild_batch,
     rebuild_matrix,
     whitespace_mask,
 )
@@ -303,6 +304,28 @@ def test_rebuild_equals_dense_product_and_preserves_column_sums(seed: int) -> No
     np.testing.assert_allclose(rebuild(w, h).sum(0), h.sum(0), rtol=1e-4, atol=1e-4)
     # the weights of a row of W are exactly those of the brute-force reference
     np.testing.assert_allclose(dense, ref_dense_w(lists, n_tok), rtol=1e-6, atol=1e-7)
+
+
+def test_rebuild_batch_equals_each_docs_dense_product() -> None:
+    """Many docs in one block-diagonal product: each doc gets exactly its own ``W @ H``, an
+    empty doc and a doc with tokens but no wordpieces included, and nothing leaks between."""
+    rng = np.random.default_rng(7)
+    matrices = []
+    for n_tok, n_wp in [(3, 5), (0, 0), (4, 0), (1, 1), (6, 9)]:
+        lists = [[int(t) for t in sorted(rng.choice(n_tok, 2 if n_tok > 1 else 1, replace=False))]
+                 for _ in range(n_wp)]  # fmt: skip
+        matrices.append(rebuild_matrix(ragged(lists), n_tok))
+    h = rng.normal(size=(sum(m.shape[1] for m in matrices), 6)).astype(np.float32)
+    got, starts = rebuild_batch(matrices, h)
+    assert starts.tolist() == [0, 3, 3, 7, 8, 14]
+    offset = 0
+    for m, rows in zip(matrices, got):
+        expected = m.dense().astype(np.float64) @ h[offset : offset + m.shape[1]]
+        assert rows.shape == (m.shape[0], 6) and rows.dtype == np.float32
+        np.testing.assert_allclose(rows, expected, rtol=1e-5, atol=1e-6)
+        offset += m.shape[1]
+    with pytest.raises(ValueError, match="14 rows for matrices over 15 wordpieces"):
+        rebuild_batch(matrices, np.zeros((14, 6), dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------------
