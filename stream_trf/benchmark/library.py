@@ -88,7 +88,8 @@ def run_library(
                 ids = wp.ids[sl][: runner.max_length]
                 types = None if wp.type_ids is None else wp.type_ids[sl][: runner.max_length]
                 seqs.append((ids, types))
-        batches = make_batches([len(x[0]) for x in seqs], words_per_batch)
+        cost = None if runner.packed else t2v.cfg["batch_cost"]
+        batches = make_batches([len(x[0]) for x in seqs], words_per_batch, cost)
         padded = [runner.pad([seqs[i][0] for i in b], [seqs[i][1] for i in b]) for b in batches]
         real = sum(len(x[0]) for x in seqs)
         with torch.inference_mode():

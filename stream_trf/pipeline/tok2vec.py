@@ -58,6 +58,7 @@ class InFlight(NamedTuple):
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
     "words_per_batch": 1000,
+    "batch_cost": 32.0,
     "max_length": None,
     "window_overlap": 64,
     "output_hidden_states": False,
@@ -83,6 +84,7 @@ def make_tok2vec(
     name: str,
     model: str,
     words_per_batch: int,
+    batch_cost: float | None,
     max_length: int | None,
     window_overlap: int,
     output_hidden_states: bool,
@@ -103,6 +105,10 @@ def make_tok2vec(
 
     model: a model name or directory (resolved locally; nothing is downloaded).
     words_per_batch: most padded wordpieces in one sub-batch (rows × longest row).
+    batch_cost: what one forward pass costs beyond its wordpieces, in wordpieces (32 measured
+        on a CPU): sub-batches are cut where padded wordpieces plus this per sub-batch is
+        least (text/batching.make_batches). None, and padding-free (packed) runs, fill each
+        sub-batch as far as words_per_batch allows.
     max_length: longest sequence the model gets; default: what the model allows.
     window_overlap: wordpieces shared by consecutive windows of an over-long sentence.
     output_hidden_states / output_attentions: keep every layer's rows / attention weights.
@@ -126,6 +132,7 @@ def make_tok2vec(
         name=name,
         model=model,
         words_per_batch=words_per_batch,
+        batch_cost=batch_cost,
         max_length=max_length,
         window_overlap=window_overlap,
         output_hidden_states=output_hidden_states,
@@ -160,6 +167,8 @@ class TransformerTok2Vec(BatchPipe):
         self.cfg: dict[str, Any] = {**DEFAULT_CONFIG, **cfg}
         if int(self.cfg["words_per_batch"]) < 1:
             raise ValueError(f"words_per_batch must be positive, got {self.cfg['words_per_batch']}")
+        if self.cfg["batch_cost"] is not None and float(self.cfg["batch_cost"]) < 0:
+            raise ValueError(f"batch_cost must be >= 0, got {self.cfg['batch_cost']}")
         self._runner: TransformerRunner | None = None
         self._lanes: Lanes | None = None
 
@@ -269,7 +278,8 @@ class TransformerTok2Vec(BatchPipe):
         ids, types = inputs.ids, inputs.types
         lanes = self.lanes
         lengths = [len(x) for x in ids]
-        batches = make_batches(lengths, self._budget(lengths, lanes.n))
+        cost = None if runner.packed or self.cfg["batch_cost"] is None else self.cfg["batch_cost"]
+        batches = make_batches(lengths, self._budget(lengths, lanes.n), cost)
         results = [
             lanes.submit(runner.predict, [ids[i] for i in b], [types[i] for i in b])
             for b in batches

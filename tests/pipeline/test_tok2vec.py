@@ -58,6 +58,23 @@ def test_padding_never_changes_a_result_minilm(minilm_nlp, minilm_dir: Path) -> 
     assert _assert_matches_reference(minilm_dir, docs, 512) <= 1e-4
 
 
+def test_batch_cost_cuts_pad_less_and_change_no_result(tiny_dir: Path) -> None:
+    """The default cuts sub-batches where padding plus a per-pass cost is least; greedy filling
+    (``batch_cost=None``) pads more. Rows are the same either way."""
+    texts = TEXTS + CORPUS[:60]
+    cut = stream_trf.load(str(tiny_dir), words_per_batch=400, lanes=1)
+    greedy = stream_trf.load(str(tiny_dir), words_per_batch=400, lanes=1, batch_cost=None)
+    got, ref = list(cut.pipe(texts)), list(greedy.pipe(texts))
+    a = cut.get_pipe("trf_tok2vec").runner.stats
+    b = greedy.get_pipe("trf_tok2vec").runner.stats
+    assert a.real_wordpieces == b.real_wordpieces
+    assert a.padded_wordpieces < b.padded_wordpieces
+    for x, y in zip(got, ref):
+        np.testing.assert_allclose(x.tensor, y.tensor, atol=1e-5)
+    with pytest.raises(ValueError, match="batch_cost"):
+        stream_trf.load(str(tiny_dir), batch_cost=-1.0).get_pipe("trf_tok2vec")
+
+
 def test_sub_batches_respect_the_budget(tiny_models) -> None:
     nlp = stream_trf.load(str(tiny_models["bert"]), words_per_batch=100)
     seen: list[tuple[int, int]] = []
@@ -274,8 +291,10 @@ def test_lanes_change_no_result_and_keep_the_order(tiny_models) -> None:
 def test_a_batch_too_small_for_every_lane_is_cut_into_a_sub_batch_per_lane(tiny_models) -> None:
     """Light load (a worker's buffer of a few docs): every lane gets a share, not one lane all."""
     texts = CORPUS[:6]
-    one = stream_trf.load(str(tiny_models["bert"]), words_per_batch=100_000, lanes=1)
-    two = stream_trf.load(str(tiny_models["bert"]), words_per_batch=100_000, lanes=2)
+    # Greedy filling (batch_cost=None): the budget alone decides how many sub-batches there are.
+    kw = {"words_per_batch": 100_000, "batch_cost": None}
+    one = stream_trf.load(str(tiny_models["bert"]), lanes=1, **kw)
+    two = stream_trf.load(str(tiny_models["bert"]), lanes=2, **kw)
     ref = list(one.pipe(texts, batch_size=6))
     got = list(two.pipe(texts, batch_size=6))
     assert one.get_pipe("trf_tok2vec").runner.stats.batches == 1

@@ -129,7 +129,9 @@ def test_plan_windows_too_short_for_boundary_tokens(
 # --------------------------------------------------------------------------------------------
 
 
-def check_batches(lengths: list[int], budget: int, batches: list[list[int]]) -> None:
+def check_batches(
+    lengths: list[int], budget: int, batches: list[list[int]], greedy: bool = True
+) -> None:
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(len(lengths)))  # every index exactly once
     assert all(b for b in batches)
@@ -141,7 +143,7 @@ def check_batches(lengths: list[int], budget: int, batches: list[list[int]]) -> 
     # the batches follow one sorted order of the lengths
     assert [lengths[i] for i in flat] == sorted(lengths)
     # greedy: the next batch's first sequence would not have fitted into the previous batch
-    for a, b in itertools.pairwise(batches):
+    for a, b in itertools.pairwise(batches if greedy else []):
         grown = [*a, b[0]]
         assert len(grown) * max(lengths[i] for i in grown) > budget
 
@@ -164,6 +166,69 @@ def test_make_batches_hand_made() -> None:
     # a sequence over the budget goes alone
     assert make_batches([50, 1, 1], 10) == [[1, 2], [0]]
     assert make_batches([], 10) == []
+
+
+def _objective(lengths: list[int], batches: list[list[int]], batch_cost: float) -> float:
+    return sum(len(b) * max(lengths[i] for i in b) + batch_cost for b in batches)
+
+
+def _best_cuts_brute_force(lengths: list[int], budget: int, batch_cost: float) -> float:
+    """Every way of cutting the sorted lengths into runs, within the budget (single sequences
+    always allowed): the least objective."""
+    xs = sorted(lengths)
+    best = float("inf")
+    for mask in range(1 << max(len(xs) - 1, 0)):
+        cuts = [0] + [k + 1 for k in range(len(xs) - 1) if mask >> k & 1] + [len(xs)]
+        runs = [xs[a:b] for a, b in itertools.pairwise(cuts)]
+        if any(len(r) > 1 and len(r) * r[-1] > budget for r in runs):
+            continue
+        best = min(best, sum(len(r) * r[-1] + batch_cost for r in runs))
+    return best
+
+
+@given(
+    lengths=st.lists(st.integers(0, 40), min_size=1, max_size=9),
+    budget=st.integers(1, 150),
+    batch_cost=st.sampled_from([0.0, 5.0, 32.0, 200.0]),
+)
+@settings(max_examples=300, deadline=None)
+def test_make_batches_optimal_cuts_are_optimal(
+    lengths: list[int], budget: int, batch_cost: float
+) -> None:
+    batches = make_batches(lengths, budget, batch_cost)
+    check_batches(lengths, budget, batches, greedy=False)
+    assert _objective(lengths, batches, batch_cost) == pytest.approx(
+        _best_cuts_brute_force(lengths, budget, batch_cost)
+    )
+
+
+@given(
+    lengths=st.lists(st.integers(0, 120), max_size=80),
+    budget=st.integers(1, 600),
+    batch_cost=st.floats(0, 100),
+)
+@settings(max_examples=200, deadline=None)
+def test_make_batches_optimal_cuts_never_cost_more_than_greedy(
+    lengths: list[int], budget: int, batch_cost: float
+) -> None:
+    optimal = make_batches(lengths, budget, batch_cost)
+    check_batches(lengths, budget, optimal, greedy=False)
+    greedy = make_batches(lengths, budget)
+    assert (
+        _objective(lengths, optimal, batch_cost) <= _objective(lengths, greedy, batch_cost) + 1e-6
+    )
+
+
+def test_make_batches_optimal_cuts_hand_made() -> None:
+    # sorted 2,2,2,9,9 (indices 0,2,4,1,3); budget 100. Greedy: one block 5 x 9 = 45.
+    lengths = [2, 9, 2, 9, 2]
+    assert make_batches(lengths, 100) == [[0, 2, 4, 1, 3]]
+    # cost 10 per sub-batch: 3 x 2 + 10 + 2 x 9 + 10 = 44 < 45 + 10: two sub-batches
+    assert make_batches(lengths, 100, 10.0) == [[0, 2, 4], [1, 3]]
+    # cost 30: one sub-batch (75) beats two (84)
+    assert make_batches(lengths, 100, 30.0) == [[0, 2, 4, 1, 3]]
+    with pytest.raises(ValueError, match="batch_cost"):
+        make_batches(lengths, 100, -1.0)
 
 
 @pytest.mark.parametrize("budget", [0, -1, -100])
