@@ -280,6 +280,9 @@ class TransformerTok2Vec(BatchPipe):
         lengths = [len(x) for x in ids]
         cost = None if runner.packed or self.cfg["batch_cost"] is None else self.cfg["batch_cost"]
         batches = make_batches(lengths, self._budget(lengths, lanes.n), cost)
+        # Biggest first (the lanes take them in order): the last to run are the smallest, so
+        # the lanes finish together instead of one idling while another runs the longest.
+        batches.sort(key=lambda b: len(b) * lengths[b[-1]], reverse=True)
         results = [
             lanes.submit(runner.predict, [ids[i] for i in b], [types[i] for i in b])
             for b in batches

@@ -2,17 +2,19 @@
 
 At least once, nothing lost:
 
-* ``stream.take_events`` buffers up to ``max_batch`` records or ``batch_within`` seconds (it
-  never stalls), and acks a buffer's events only when the agent comes back for the next one;
-* the agent comes back only after every output of the buffer (enriched record or dead letter)
-  has been acknowledged by the broker — publishing retries with backoff until it is;
+* ``stream.noack_take`` buffers up to ``max_batch`` records or ``batch_within`` seconds (it
+  never stalls) and leaves acking to us;
+* a buffer's events are acked only after every output of it (enriched record or dead letter),
+  and of every buffer before it, has been acknowledged by the broker — publishing retries with
+  backoff until it is;
 * faust commits acked offsets only. A worker killed mid-batch leaves the batch uncommitted, and
   its records are enriched again by whoever gets the partition (duplicates carry the same
   ``source``).
 
 The model runs in a single worker thread, so fetching, heartbeats and publishing go on while it
-computes. On SIGTERM the in-flight batch is finished and published before the agent stops,
-then faust commits and leaves the group.
+computes; two buffers are in flight, so the model does not wait while one buffer is published
+and the next is taken. On SIGTERM the in-flight buffers are finished and published before the
+agent stops, then faust commits and leaves the group.
 
 Monitoring (``stream_trf.monitor``): once a buffer's outputs are acknowledged the monitor sees
 them; a timer closes its windows (off the event loop) and publishes one window record per model
@@ -30,6 +32,7 @@ import socket
 import ssl
 import tempfile
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,6 +45,10 @@ from .processor import BatchProcessor, Output, RawMessage
 from .records import Source
 
 log = logging.getLogger("stream_trf.worker")
+
+# Buffers taken and not yet acknowledged: one computing, the next waiting for the model thread
+# (publishing of the one before overlaps both). More would only add memory and latency.
+IN_FLIGHT = 2
 
 
 def worker_name() -> str:
@@ -283,11 +290,22 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
 
     _add_pages(app, monitor)
 
-    async def handle(messages: list[RawMessage]) -> None:
+    async def handle(
+        stream: Any,
+        events: list[Any],
+        messages: list[RawMessage],
+        before: asyncio.Task[None] | None,
+    ) -> None:
+        """One buffer: enrich it in the model thread (buffers queue there in arrival order),
+        then, once the buffer before it is out, publish, observe and ack its events."""
         loop = asyncio.get_running_loop()
         outputs = await loop.run_in_executor(executor, processor.process, messages)
+        if before is not None:
+            await before  # outputs and offsets leave in the order the records came
         await publisher.publish(outputs)
         observe(outputs)
+        for event in events:
+            await stream.ack(event)  # committed only now: at least once
         now = time.time()
         if now - state["last_log"] > 10:
             state["last_log"] = now
@@ -302,23 +320,34 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
 
     @app.agent(source_topic, name="enrich", concurrency=1)
     async def enrich(stream: Any) -> None:
-        async for events in stream.take_events(settings.max_batch, within=settings.batch_within):
-            messages = [
-                RawMessage(
-                    value=e.message.value,
-                    source=Source(e.message.topic, e.message.partition, e.message.offset),
-                    timestamp_ms=int(e.message.timestamp * 1000) if e.message.timestamp else None,
-                )
-                for e in events
-            ]
-            task = asyncio.ensure_future(handle(messages))
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                # Stopping (SIGTERM): finish this batch and publish it before the events are
-                # acked and committed, then let the agent stop.
-                log.info("stopping: finishing the in-flight batch of %d records", len(messages))
+        """Buffers overlap: while the model computes one, the one before it is published and
+        the next one is taken, so the model does not wait for the broker. At most
+        ``IN_FLIGHT`` buffers are taken and not yet acknowledged."""
+        in_flight: deque[asyncio.Task[None]] = deque()
+        try:
+            async for events in stream.noack_take(settings.max_batch, within=settings.batch_within):
+                messages = [
+                    RawMessage(
+                        value=e.message.value,
+                        source=Source(e.message.topic, e.message.partition, e.message.offset),
+                        timestamp_ms=int(e.message.timestamp * 1000)
+                        if e.message.timestamp
+                        else None,
+                    )
+                    for e in events
+                ]
+                before = in_flight[-1] if in_flight else None
+                in_flight.append(asyncio.ensure_future(handle(stream, events, messages, before)))
+                while in_flight and (len(in_flight) >= IN_FLIGHT or in_flight[0].done()):
+                    await asyncio.shield(in_flight[0])
+                    in_flight.popleft()
+        except asyncio.CancelledError:
+            # Stopping (SIGTERM): finish the taken buffers and publish them before their
+            # events are acked and committed, then let the agent stop.
+            n = sum(1 for t in in_flight if not t.done())
+            log.info("stopping: finishing %d in-flight batches", n)
+            for task in in_flight:
                 await task
-                raise
+            raise
 
     return app
