@@ -28,14 +28,17 @@ def env_for(settings: Settings) -> dict[str, str]:
 
 
 def wait_until_ready(
-    log_file: Path, worker: subprocess.Popen[bytes], timeout: float = 180.0
+    log_file: Path, worker: subprocess.Popen[bytes], timeout: float = 180.0, offset: int = 0
 ) -> float:
-    """Wait for a worker process to say it is ready (model loaded, partitions assigned)."""
+    """Wait for a worker process to say it is ready (model loaded, partitions assigned).
+
+    Only what the log holds after byte ``offset`` counts: a log file that a worker before this
+    one wrote to already says "ready", and that must not answer for this one."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
         if worker.poll() is not None:
             raise RuntimeError(f"the worker exited with code {worker.returncode}; see {log_file}")
-        if log_file.exists() and READY_MARKER in log_file.read_bytes():
+        if log_file.exists() and READY_MARKER in log_file.read_bytes()[offset:]:
             return time.monotonic() - t0
         time.sleep(0.1)
     raise TimeoutError(f"the worker was not ready after {timeout:.0f}s; see {log_file}")
@@ -47,6 +50,7 @@ class WorkerProcess:
     def __init__(self, settings: Settings, log_file: Path) -> None:
         self.settings = settings
         self.log_file = log_file
+        self.log_offset = log_file.stat().st_size if log_file.exists() else 0
         with open(log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "stream_trf", "worker"],
@@ -60,7 +64,7 @@ class WorkerProcess:
         return self.proc.pid
 
     def wait_ready(self, timeout: float = 180.0) -> float:
-        return wait_until_ready(self.log_file, self.proc, timeout)
+        return wait_until_ready(self.log_file, self.proc, timeout, offset=self.log_offset)
 
     def log(self) -> str:
         return self.log_file.read_text(errors="replace")
