@@ -401,6 +401,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         paced_share=args.paced_share,
         paced_seconds=args.paced_seconds,
         soak_seconds=args.soak_minutes * 60,
+        worker_overrides={"processes": args.worker_processes} if args.worker_processes else None,
         out_dir=Path(args.out_dir),
         name=args.name,
         progress=not args.quiet,
@@ -773,6 +774,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="then a memory soak at 80%% of the maximum for this long (default: none)",
+    )
+    bn.add_argument(
+        "--worker-processes",
+        type=int,
+        default=0,
+        help="worker processes in the consumer group (default: the worker's own choice, one per "
+        "4 cores)",
     )
     bn.add_argument(
         "--out-dir", default="bench/results", help="where results go (default: %(default)s)"

@@ -66,9 +66,9 @@ class Settings:
     processes: int = _f(
         0,
         "worker processes this command runs in the consumer group, each with its own model and "
-        "an equal share of the cores; 0 = auto: on a CPU one per 4 cores, at most one per "
-        "partition (within a process the model runs on one lane per core; spaCy and Kafka share "
-        "one interpreter), on a GPU one",
+        "an equal share of the cores; 0 = auto: one per 4 cores, at most one per partition "
+        "(within a process the model runs on one lane per core; spaCy and Kafka share one "
+        "interpreter), on a GPU too: the processes share the card",
     )
     max_text_chars: int = _f(1_000_000, "longer texts become dead letters (text_too_long)")
     # Heavy output fields

@@ -79,8 +79,8 @@ def packed_ceiling(
     sequences: Sequence[np.ndarray],
     *,
     row_lengths: Sequence[int] = (32, 64, 128),
-    tokens_per_batch: Sequence[int] = (1024, 2048, 4096),
-    max_tokens: int = 20_000,
+    tokens_per_batch: Sequence[int] | None = None,
+    max_tokens: int | None = None,
     engines: Sequence[int] | None = None,
     device: str = "auto",
 ) -> dict[str, Any]:
@@ -89,11 +89,19 @@ def packed_ceiling(
     k > 1 = k lanes of single-threaded passes at once); then the best shape of each engine
     again on every wordpiece. The ceiling is the best of those full runs: picking the best of
     many short noisy runs would flatter it, a fresh long run does not.
+
+    Batch sizes default by device: 1k-4k wordpieces saturate a CPU; a GPU needs far bigger
+    passes before kernel launches stop dominating, so it tries up to 64k.
     """
     from ..model.lanes import resolve_lanes
     from ..model.runner import TransformerRunner
 
     runner = TransformerRunner(model_dir, device=device)
+    gpu = runner.device.type == "cuda"
+    if tokens_per_batch is None:
+        tokens_per_batch = (4096, 16384, 65536) if gpu else (1024, 2048, 4096)
+    if max_tokens is None:
+        max_tokens = 300_000 if gpu else 20_000
     if engines is None:
         engines = sorted({1, resolve_lanes(0, runner.device)})
     shapes = []

@@ -131,6 +131,14 @@ def run_bench(
     extra = [w for w in sweep if w != wpb] if "library" in systems else []
     out = result["systems"]
     total = len(steps) + len(extra) + len(precisions)
+    stem = name or default_result_name()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / f"{stem}.partial.json"
+
+    def checkpoint() -> None:
+        # A long run killed midway (a time limit on a lent GPU, say) keeps what it measured.
+        partial.write_text(json.dumps(result, indent=2) + "\n")
+
     with tqdm(total=total, desc="bench", disable=not progress) as bar:
         for step in steps:
             bar.set_description(f"bench: {step}")
@@ -170,6 +178,7 @@ def run_bench(
                     log_dir=work_dir,
                 )
             bar.update(1)
+            checkpoint()
             if step in RECHECKED and "ceiling" in out:
                 bar.set_description(f"bench: ceiling after {step}")
                 _recheck_ceiling(out["ceiling"], texts_file, model, after=step)
@@ -179,7 +188,9 @@ def run_bench(
             points.append(
                 _measure("library", texts_file, model, {"words_per_batch": w, "packing": packing})
             )
+            result["sweep"] = points
             bar.update(1)
+            checkpoint()
         for precision in precisions:
             bar.set_description(f"bench: fidelity of {precision}")
             result.setdefault("precisions", {})[precision] = _measure(
@@ -189,16 +200,16 @@ def run_bench(
                 {"precision": precision, "words_per_batch": wpb, "packing": packing},
             )
             bar.update(1)
+            checkpoint()
     if "library" in out and extra:
         points.append(out["library"])
         result["sweep"] = sorted(points, key=lambda p: p["words_per_batch"])
     result["seconds"] = round(time.time() - t_start, 1)
     summarize(result)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = name or default_result_name()
     result["chart"] = str(out_dir / f"{stem}.png")
     (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
     chart(result, out_dir / f"{stem}.png")
+    partial.unlink(missing_ok=True)
     if progress:
         print(table(result))
         print(f"wrote {out_dir / stem}.json and {out_dir / stem}.png")

@@ -6,7 +6,8 @@ fails alone is found; that record becomes a dead letter and the rest go on.
 
 Each buffer runs inside spaCy's memory zone: every string a buffer adds to the vocab (package
 names, URLs, numbers: a stream never runs out of new ones) is dropped when the buffer is done,
-so a long-running worker's memory stays flat. Outputs are serialized inside the zone.
+so a long-running worker's memory stays flat. Outputs are serialized inside the zone. After
+each buffer the freed heap goes back to the OS (stream/memory.py: glibc would keep it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .enrich import HeavyFields, ModelInfo, dumps, enrich
+from .memory import release_freed_memory
 from .records import InputRecord, InvalidRecord, Source, dead_letter, parse
 
 log = logging.getLogger(__name__)
@@ -77,7 +79,9 @@ class BatchProcessor:
 
     def process(self, messages: list[RawMessage]) -> list[Output]:
         with self._memory_zone():
-            return self._process(messages)
+            outputs = self._process(messages)
+        release_freed_memory()
+        return outputs
 
     def _process(self, messages: list[RawMessage]) -> list[Output]:
         started = time.time()
