@@ -586,8 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument(
         "--words-per-batch",
         type=int,
-        default=1000,
-        help="most padded wordpieces in one sub-batch (default: %(default)s)",
+        default=0,
+        help="most padded wordpieces in one sub-batch; 0 = auto: 1000 on a CPU, 32000 on a GPU "
+        "(default: %(default)s)",
     )
     enc.add_argument(
         "--batch-size", type=int, default=128, help="docs per nlp.pipe batch (default: %(default)s)"

@@ -47,9 +47,10 @@ class Settings:
         "fetch this long, so it bounds the latency it adds",
     )
     words_per_batch: int = _f(
-        1000,
-        "most padded wordpieces in one transformer sub-batch (1000 was the fastest on a "
-        "2-core CPU in stream-trf bench; measure yours with --sweep)",
+        0,
+        "most padded wordpieces in one transformer sub-batch; 0 = auto: 1000 on a CPU, 32000 "
+        "on a GPU (the fastest in stream-trf bench on a 2-core CPU and an H100; measure yours "
+        "with --sweep)",
     )
     precision: str = _f(
         "fp32",
@@ -188,8 +189,11 @@ class Settings:
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"{f.name}={getattr(self, f.name)!r}: choose one of {choices}")
-        if self.max_batch < 1 or self.words_per_batch < 1 or self.max_text_chars < 1:
-            raise ValueError("max_batch, words_per_batch and max_text_chars must be positive")
+        if self.max_batch < 1 or self.words_per_batch < 0 or self.max_text_chars < 1:
+            raise ValueError(
+                "max_batch and max_text_chars must be positive, words_per_batch positive or 0 "
+                "(auto)"
+            )
         if not self.broker_urls():
             raise ValueError(
                 "broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)"

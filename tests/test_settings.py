@@ -165,11 +165,18 @@ def test_heartbeat_must_be_at_most_a_third_of_the_session() -> None:
         Settings().with_(session_timeout=5.0).validate()
 
 
-@pytest.mark.parametrize("name", ["max_batch", "words_per_batch", "max_text_chars"])
+@pytest.mark.parametrize("name", ["max_batch", "max_text_chars"])
 def test_sizes_must_be_positive(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         _from(env={ENV_PREFIX + name.upper(): "0"})
     assert getattr(_from(env={ENV_PREFIX + name.upper(): "1"}), name) == 1
+
+
+def test_words_per_batch_is_positive_or_auto() -> None:
+    assert Settings().words_per_batch == 0  # auto: chosen by the device (pipeline/tok2vec.py)
+    assert _from(env={ENV_PREFIX + "WORDS_PER_BATCH": "1"}).words_per_batch == 1
+    with pytest.raises(ValueError, match="words_per_batch"):
+        _from(env={ENV_PREFIX + "WORDS_PER_BATCH": "-1"})
 
 
 def test_broker_urls_split_on_semicolons_and_commas() -> None:

@@ -112,6 +112,12 @@ def run_bench(
         raise ValueError(f"unknown systems {sorted(unknown)}; choose from {SYSTEMS}")
     texts = read_texts(data, docs)
     wpb = words_per_batch or Settings().words_per_batch
+    if not wpb:  # auto: what the worker and library pick on this device
+        import torch
+
+        from ..pipeline.tok2vec import auto_words_per_batch
+
+        wpb = auto_words_per_batch("cuda" if torch.cuda.is_available() else "cpu")
     t_start = time.time()
     result: dict[str, Any] = {
         "benchmark": "throughput",

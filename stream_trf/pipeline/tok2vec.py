@@ -55,9 +55,20 @@ class InFlight(NamedTuple):
     started: float
 
 
+# words_per_batch = 0 ("auto") by device, from the sweeps of `stream-trf bench`: on a 2-core CPU
+# 1,000 was the fastest; on an H100 the library ran 28.8k / 58.3k / 92.7k wordpieces/s at
+# 1,000 / 8,000 / 32,000 (each pass costs launches and Python work however small it is).
+# Training (nlp.update) keeps the CPU figure on any device: gradients need far more memory.
+AUTO_WORDS_PER_BATCH = {"cpu": 1000, "cuda": 32000}
+
+
+def auto_words_per_batch(device_type: str) -> int:
+    return AUTO_WORDS_PER_BATCH.get(device_type, AUTO_WORDS_PER_BATCH["cpu"])
+
+
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
-    "words_per_batch": 1000,
+    "words_per_batch": 0,
     "batch_cost": 32.0,
     "max_length": None,
     "window_overlap": 64,
@@ -104,7 +115,8 @@ def make_tok2vec(
     """Run the transformer per sentence and set ``doc.tensor`` (one row per spaCy token).
 
     model: a model name or directory (resolved locally; nothing is downloaded).
-    words_per_batch: most padded wordpieces in one sub-batch (rows × longest row).
+    words_per_batch: most padded wordpieces in one sub-batch (rows × longest row); 0 = auto:
+        1,000 on a CPU, 32,000 on a GPU (AUTO_WORDS_PER_BATCH; training uses 1,000).
     batch_cost: what one forward pass costs beyond its wordpieces, in wordpieces (32 measured
         on a CPU): sub-batches are cut where padded wordpieces plus this per sub-batch is
         least (text/batching.make_batches). None, and padding-free (packed) runs, fill each
@@ -165,8 +177,10 @@ class TransformerTok2Vec(BatchPipe):
         self._optimizer: TorchOptimizer | None = None
         self._pending: PendingBackward | None = None
         self.cfg: dict[str, Any] = {**DEFAULT_CONFIG, **cfg}
-        if int(self.cfg["words_per_batch"]) < 1:
-            raise ValueError(f"words_per_batch must be positive, got {self.cfg['words_per_batch']}")
+        if int(self.cfg["words_per_batch"]) < 0:
+            raise ValueError(
+                f"words_per_batch must be positive (or 0 = auto), got {self.cfg['words_per_batch']}"
+            )
         if self.cfg["batch_cost"] is not None and float(self.cfg["batch_cost"]) < 0:
             raise ValueError(f"batch_cost must be >= 0, got {self.cfg['batch_cost']}")
         self._runner: TransformerRunner | None = None
@@ -289,12 +303,18 @@ class TransformerTok2Vec(BatchPipe):
         ]
         return InFlight(docs, inputs, batches, results, started)
 
+    @property
+    def words_per_batch(self) -> int:
+        """The sub-batch size inference uses: the setting, or for 0 the device's default."""
+        n = int(self.cfg["words_per_batch"])
+        return n if n > 0 else auto_words_per_batch(self.runner.device.type)
+
     def _budget(self, lengths: list[int], n_lanes: int) -> int:
         """The sub-batch budget: ``words_per_batch``, or less when a batch of docs is too small
         to give every lane a sub-batch — then it is cut into at least one sub-batch per lane
         (half the real wordpieces each for two lanes; padding may make it one more), so a
         worker's small buffers (light load) use every core, not one."""
-        budget = int(self.cfg["words_per_batch"])
+        budget = self.words_per_batch
         if n_lanes > 1 and lengths:
             budget = min(budget, max(max(lengths), -(-sum(lengths) // n_lanes)))
         return budget
@@ -468,7 +488,8 @@ class TransformerTok2Vec(BatchPipe):
         runner = self.runner
         windows, owners, wps, ids, types = self.model_inputs(docs)
         window_rows: list[torch.Tensor | None] = [None] * len(windows)
-        for batch in make_batches([len(x) for x in ids], int(self.cfg["words_per_batch"])):
+        budget = int(self.cfg["words_per_batch"]) or AUTO_WORDS_PER_BATCH["cpu"]
+        for batch in make_batches([len(x) for x in ids], budget):
             out = runner.forward(runner.pad([ids[i] for i in batch], [types[i] for i in batch]))
             for j, i in enumerate(batch):
                 window_rows[i] = out.last_hidden_state[j, : len(ids[i])]

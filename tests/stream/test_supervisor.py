@@ -32,6 +32,7 @@ def test_auto_is_one_process_per_four_cores_at_most_one_per_partition(monkeypatc
     # A GPU does not change it: the CPU side is what several processes share out.
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_processes(Settings(partitions=64)) == 4
+    monkeypatch.undo()
     assert threads_per_process(1) == cpu_cores()
     assert threads_per_process(10 * cpu_cores()) == 1
 
