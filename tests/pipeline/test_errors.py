@@ -66,7 +66,7 @@ def test_tok2vec_without_wordpiecer(tiny_models) -> None:
 
 def test_bad_batch_budget(tiny_models) -> None:
     with pytest.raises(ValueError, match="words_per_batch"):
-        stream_trf.load(str(tiny_models["bert"]), words_per_batch=0)
+        stream_trf.load(str(tiny_models["bert"]), words_per_batch=-1)  # 0 means auto
 
 
 def test_all_errors_share_a_base() -> None:
