@@ -35,8 +35,14 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     systems = result["systems"]
     library = systems.get("library")
     # Wordpieces per word of *this library's* segmentation (boundary tokens per sentence
-    # included): the worker runs the same, so its wordpieces/s follow from its words/s.
-    wp_per_word = library["wordpieces"] / words if library else None
+    # included): the worker runs the same, so its wordpieces/s follow from its words/s. The
+    # ceiling packs the same sentences, so without the library its count gives the same.
+    ceiling = systems.get("ceiling")
+    wp_per_word = None
+    if library:
+        wp_per_word = library["wordpieces"] / words
+    elif ceiling and ceiling.get("corpus_wordpieces"):
+        wp_per_word = ceiling["corpus_wordpieces"] / words
     for s in systems.values():
         if "seconds" in s and "words_per_s" not in s:
             s["words_per_s"] = round(words / s["seconds"], 1)
@@ -45,7 +51,6 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     worker = systems.get("worker")
     if worker and wp_per_word and "wordpieces_per_s" not in worker:
         worker["wordpieces_per_s"] = round(worker["words_per_s"] * wp_per_word, 1)
-    ceiling = systems.get("ceiling")
     if ceiling and ceiling.get("runs"):
         runs = [r["wordpieces_per_s"] for r in ceiling["runs"]]
         ceiling["wordpieces_per_s"] = round(sum(runs) / len(runs), 1)
@@ -131,7 +136,8 @@ def table(result: dict[str, Any]) -> str:
 
 
 def chart(result: dict[str, Any], path: Path) -> None:
-    """Throughput bars against the ceiling, padding efficiency, and the batch-shape sweep."""
+    """Throughput bars against the ceiling, padding efficiency, the batch-shape sweep, and the
+    worker's RSS over a memory soak (where there was one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -139,7 +145,9 @@ def chart(result: dict[str, Any], path: Path) -> None:
 
     systems = list(result["systems"].values())
     sweep = result.get("sweep") or []
-    fig, axes = plt.subplots(1, 3 if sweep else 2, figsize=(15 if sweep else 11, 4.2))
+    soak = (result["systems"].get("worker") or {}).get("soak") or {}
+    panels = 2 + bool(sweep) + bool(soak.get("rss_samples"))
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
     ax = axes[0]
     names = [s["name"] for s in systems]
     wps = [s.get("wordpieces_per_s", 0) for s in systems]
@@ -185,7 +193,45 @@ def chart(result: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("words_per_batch (padded wordpieces per sub-batch)")
         ax.set_ylabel("wordpieces/s")
         ax.set_title("sub-batch shape sweep")
+    if soak.get("rss_samples"):
+        _soak_panel(axes[-1], soak)
     fig.suptitle(f"{result['model']} · {result['docs']} docs · {result['machine']['device']}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _soak_panel(ax: Any, soak: dict[str, Any]) -> None:
+    """RSS over the soak, with the two windows its growth figure compares and the fitted trend."""
+    t = [s[0] / 60 for s in soak["rss_samples"]]
+    rss = [s[1] for s in soak["rss_samples"]]
+    ax.plot(t, rss, lw=0.8, color="#1f77b4", label="worker RSS")
+    end = t[-1]
+    if "rss_mb_after_warmup" in soak:
+        ax.hlines(
+            soak["rss_mb_after_warmup"],
+            end * 0.25,
+            end * 0.5,
+            color="C1",
+            lw=2,
+            label="median, 2nd quarter",
+        )
+        ax.hlines(
+            soak["rss_mb_end"], end * 0.75, end, color="C3", lw=2, label="median, last quarter"
+        )
+        ax.axvspan(0, end * 0.25, color="k", alpha=0.06, lw=0)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("RSS MB")
+    ax.set_ylim(0, max(rss) * 1.1)
+    growth = soak.get("rss_growth")
+    pace = (
+        ""
+        if soak.get("kept_pace") is None
+        else ("kept pace" if soak["kept_pace"] else "fell behind")
+    )
+    ax.set_title(
+        f"memory soak at {soak['rate_docs_per_s']} docs/s"
+        + ("" if growth is None else f": growth {growth:+.1%}")
+        + (f", {pace}" if pace else "")
+    )
+    ax.legend(fontsize=7, loc="lower right")

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from stream_trf.benchmark.report import chart, summarize, table
+from stream_trf.benchmark.worker import rss_growth
 
 
 def _result() -> dict:
@@ -82,3 +83,34 @@ def test_each_system_is_divided_by_the_ceiling_runs_around_it() -> None:
     assert r["ratios"]["library_over_ceiling"] == pytest.approx(3750 / 5000)
     assert r["ratios"]["worker_over_ceiling"] == pytest.approx(3000 / 4000)
     assert r["systems"]["ceiling"]["wordpieces_per_s"] == pytest.approx(4000)  # mean of all runs
+
+
+def test_a_soak_run_without_the_library_takes_wordpieces_per_word_from_the_ceiling(
+    tmp_path: Path,
+) -> None:
+    samples = [[float(t), 700.0 + (t % 7) * 20] for t in range(0, 1200, 5)]
+    soak = {"rate_docs_per_s": 20.0, "kept_pace": True, "rss_samples": samples}
+    soak.update(rss_growth([tuple(s) for s in samples]))
+    r = summarize(
+        {
+            "model": "m",
+            "docs": 10,
+            "words": 1000,
+            "machine": {"device": "CPU: test"},
+            "systems": {
+                "ceiling": {
+                    "name": "ceiling",
+                    "wordpieces_per_s": 5000.0,
+                    "padding_efficiency": 1.0,
+                    "corpus_wordpieces": 1550,
+                },
+                "worker": {"name": "worker", "words_per_s": 2800.0, "soak": soak},
+            },
+        }
+    )
+    assert r["systems"]["worker"]["wordpieces_per_s"] == pytest.approx(2800 * 1.55)
+    assert r["ratios"]["worker_over_ceiling"] == pytest.approx(2800 * 1.55 / 5000, abs=1e-3)
+    assert r["met"]["soak_rss_growth"] is (soak["rss_growth"] < 0.05)
+    assert abs(soak["rss_growth"]) < 0.05
+    chart(r, tmp_path / "soak.png")
+    assert (tmp_path / "soak.png").read_bytes()[:4] == b"\x89PNG"
