@@ -6,6 +6,7 @@ import gzip
 import json
 from pathlib import Path
 
+import pytest
 from conftest import shared_descriptions
 
 from stream_trf.cli import main
@@ -32,6 +33,8 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
         "200",
         "--paced-seconds",
         "3",
+        "--soak-minutes",
+        "0.2",
         "--out-dir",
         str(out),
         "--name",
@@ -58,6 +61,16 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
     assert max(p["last_s"] for p in procs.values()) == sat["seconds"]
     assert s["worker"]["paced"]["enriched"] == s["worker"]["paced"]["docs"]
     assert 0 < s["worker"]["paced"]["latency_ms_p50"] <= s["worker"]["paced"]["latency_ms_p99"]
+    # The soak runs at 80 % of a longer saturation (3 × the docs), samples RSS and says whether
+    # the worker kept pace.
+    soak = s["worker"]["soak"]
+    assert soak["calibration"]["docs"] == 90 and soak["calibration"]["enriched"] == 90
+    assert soak["rate_docs_per_s"] == pytest.approx(
+        max(1.0, 0.8 * soak["calibration"]["docs_per_s"]), abs=0.01
+    )
+    assert soak["enriched"] == soak["docs"] and isinstance(soak["kept_pace"], bool)
+    assert soak["rss_mb_max"] >= soak["rss_mb_end"] > 50 and "rss_trend_growth" in soak
+    assert "soak_rss_growth" in result["met"]
     assert [p["words_per_batch"] for p in result["sweep"]] == [200, 1000]
     assert "library_over_ceiling" in result["ratios"]
     # the library was also timed chunk by chunk against the ceiling's best shape
