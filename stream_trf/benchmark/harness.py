@@ -177,7 +177,8 @@ def run_bench(
                     paced_seconds=paced_seconds,
                     soak_seconds=soak_seconds,
                     overrides={
-                        "words_per_batch": wpb,
+                        # the worker's own auto where none was asked for (stream/worker.py)
+                        "words_per_batch": words_per_batch or Settings().words_per_batch,
                         "packing": packing,
                         **(worker_overrides or {}),
                     },

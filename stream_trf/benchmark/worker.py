@@ -266,6 +266,13 @@ def run_worker(
     from ..stream.supervisor import resolve_processes, threads_per_process
 
     processes = resolve_processes(settings)
+    wpb = settings.words_per_batch
+    if not wpb:  # the worker's auto, as it resolves it
+        import torch
+
+        from ..stream.worker import WORKER_AUTO_WORDS_PER_BATCH
+
+        wpb = WORKER_AUTO_WORDS_PER_BATCH["cuda" if torch.cuda.is_available() else "cpu"]
     return {
         "name": "worker (end to end)",
         "worker_ready_seconds": round(ready, 1),
@@ -275,6 +282,7 @@ def run_worker(
                 for k, v in settings.public().items()
                 if k in ("max_batch", "batch_within", "words_per_batch", "partitions", "model")
             },
+            "words_per_batch": wpb,
             "processes": processes,
             "threads_per_process": threads_per_process(processes),
         },

@@ -87,6 +87,14 @@ async def wait_for_broker(settings: Settings, *, max_wait: float | None = None) 
             await client.close()
 
 
+# words_per_batch = 0 ("auto") in the worker. On a CPU the library's figure. On a GPU smaller
+# than the library's 32,000: a buffer (≤ 256 docs) is about 27,000 wordpieces, so 32,000 makes
+# it one forward pass while 4 processes share the card; on an H100 that gave p99 2.41 s at half
+# load (83.8k words/s), where 8,000 had given 0.72 s (95.9k words/s; runs of 16,000 and 4,000
+# docs, bench/results/throughput-nvidia-h100-80gb-hbm3*.json).
+WORKER_AUTO_WORDS_PER_BATCH = {"cpu": 1000, "cuda": 8000}
+
+
 def build_processor(settings: Settings) -> BatchProcessor:
     import stream_trf
 
@@ -98,6 +106,10 @@ def build_processor(settings: Settings) -> BatchProcessor:
         precision=settings.precision,
         packing=settings.packing,
     )
+    if not settings.words_per_batch:
+        tok2vec = nlp.get_pipe("trf_tok2vec")
+        device = tok2vec.runner.device.type
+        tok2vec.cfg["words_per_batch"] = WORKER_AUTO_WORDS_PER_BATCH.get(device, 1000)
     return BatchProcessor(
         nlp,
         model_info(nlp, settings.model),
