@@ -230,8 +230,8 @@ def _soak_panel(ax: Any, soak: dict[str, Any]) -> None:
         else ("kept pace" if soak["kept_pace"] else "fell behind")
     )
     ax.set_title(
-        f"memory soak at {soak['rate_docs_per_s']} docs/s"
-        + ("" if growth is None else f": growth {growth:+.1%}")
+        f"memory soak at {soak['rate_docs_per_s']} docs/s\n"
+        + ("" if growth is None else f"growth {growth:+.1%}")
         + (f", {pace}" if pace else "")
     )
     ax.legend(fontsize=7, loc="lower right")
