@@ -774,7 +774,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--soak-minutes",
         type=float,
         default=0.0,
-        help="then a memory soak for this long at 80%% of the rate the worker sustains over a 6,000-doc backlog (default: none)",
+        help="then a memory soak for this long at 80%% of the rate the worker sustains over a "
+        "backlog of 3 x --docs (default: none)",
     )
     bn.add_argument(
         "--worker-processes",

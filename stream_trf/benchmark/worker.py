@@ -228,9 +228,9 @@ def run_worker(
     """Saturation, then paced latency, then (if ``soak_seconds``) a memory soak.
 
     The soak's rate is a share of a longer saturation (``soak_calibration_docs``, default three
-    times the texts), not of the first: 2,000 docs gave 49 docs/s where 8,000 sustained 44.6, so "80 %" was 88 %, the worker
-    fell behind, and the soak measured the switch from paced to full buffers instead of memory
-    at a steady load."""
+    times the texts), not of the first: 2,000 docs gave 49 docs/s where 8,000 sustained 44.6,
+    so "80 %" was 88 %, the worker fell behind, and the soak measured the switch from paced to
+    full buffers instead of memory at a steady load."""
     log_dir = log_dir or Path(tempfile.mkdtemp(prefix="stream-trf-bench-"))
     docs = [{"id": f"sat-{i}", "text": t} for i, t in enumerate(texts)]
     with EmbeddedBroker(log_file=log_dir / "broker.log") as broker:
@@ -266,13 +266,14 @@ def run_worker(
     from ..stream.supervisor import resolve_processes, threads_per_process
 
     processes = resolve_processes(settings)
-    wpb = settings.words_per_batch
-    if not wpb:  # the worker's auto, as it resolves it
-        import torch
+    import torch
 
-        from ..stream.worker import WORKER_AUTO_WORDS_PER_BATCH
+    from ..stream.worker import worker_words_per_batch
 
-        wpb = WORKER_AUTO_WORDS_PER_BATCH["cuda" if torch.cuda.is_available() else "cpu"]
+    # what the worker resolved (it runs on CUDA wherever torch sees a card)
+    wpb = worker_words_per_batch(
+        settings.words_per_batch, "cuda" if torch.cuda.is_available() else "cpu"
+    )
     return {
         "name": "worker (end to end)",
         "worker_ready_seconds": round(ready, 1),

@@ -95,6 +95,13 @@ async def wait_for_broker(settings: Settings, *, max_wait: float | None = None) 
 WORKER_AUTO_WORDS_PER_BATCH = {"cpu": 1000, "cuda": 8000}
 
 
+def worker_words_per_batch(setting: int, device_type: str) -> int:
+    """The worker's sub-batch size: the setting, or for 0 the worker's auto on that device."""
+    return setting or WORKER_AUTO_WORDS_PER_BATCH.get(
+        device_type, WORKER_AUTO_WORDS_PER_BATCH["cpu"]
+    )
+
+
 def build_processor(settings: Settings) -> BatchProcessor:
     import stream_trf
 
@@ -106,10 +113,10 @@ def build_processor(settings: Settings) -> BatchProcessor:
         precision=settings.precision,
         packing=settings.packing,
     )
-    if not settings.words_per_batch:
-        tok2vec = nlp.get_pipe("trf_tok2vec")
-        device = tok2vec.runner.device.type
-        tok2vec.cfg["words_per_batch"] = WORKER_AUTO_WORDS_PER_BATCH.get(device, 1000)
+    tok2vec = nlp.get_pipe("trf_tok2vec")
+    tok2vec.cfg["words_per_batch"] = worker_words_per_batch(
+        settings.words_per_batch, tok2vec.runner.device.type
+    )
     return BatchProcessor(
         nlp,
         model_info(nlp, settings.model),
