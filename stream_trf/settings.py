@@ -100,6 +100,17 @@ class Settings:
     web_host: str = _f("127.0.0.1", "address the web server binds to")
     log_level: str = _f("info", "log level", choices=("debug", "info", "warn", "error"))
     data_dir: str = _f("", "faust's data directory (default: a temporary one)")
+    mmap_threshold_mb: float = _f(
+        4.0,
+        "memory blocks of this many MiB or more get their own mappings and go back to the OS "
+        "when freed, so the heap does not fragment and RSS stays flat under changing load "
+        "(glibc; 0 = glibc's own sliding threshold; at most 32)",
+    )
+    huge_pages: bool = _f(
+        True,
+        "torch's large CPU tensors on 2 MiB pages (THP_MEM_ALLOC_ENABLE): takes back the page "
+        "faults that fresh mappings cost",
+    )
     # Monitoring (stream_trf/monitor): windows, reference, alert thresholds
     metrics_topic: str = _f(
         "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
@@ -206,6 +217,11 @@ class Settings:
             raise ValueError(
                 "fetch_max_wait must be in (0, 30] seconds and batch_within at least 0, got "
                 f"{self.fetch_max_wait} and {self.batch_within}"
+            )
+        if not 0 <= self.mmap_threshold_mb <= 32:
+            raise ValueError(
+                f"mmap_threshold_mb must be in [0, 32] MiB (0: glibc's own), got "
+                f"{self.mmap_threshold_mb}"
             )
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")

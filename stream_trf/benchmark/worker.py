@@ -281,7 +281,16 @@ def run_worker(
             **{
                 k: v
                 for k, v in settings.public().items()
-                if k in ("max_batch", "batch_within", "words_per_batch", "partitions", "model")
+                if k
+                in (
+                    "max_batch",
+                    "batch_within",
+                    "words_per_batch",
+                    "partitions",
+                    "model",
+                    "mmap_threshold_mb",
+                    "huge_pages",
+                )
             },
             "words_per_batch": wpb,
             "processes": processes,

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..settings import Settings
 from .enrich import HeavyFields, ModelInfo
+from .memory import configure_allocator
 from .processor import BatchProcessor
 
 log = logging.getLogger("stream_trf.worker")
@@ -172,6 +173,9 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     loop.run_until_complete(wait_for_broker(settings))
+    # before the model loads: torch reads its huge-page switch at its first allocation
+    allocator = configure_allocator(settings.mmap_threshold_mb, settings.huge_pages)
+    log.info("memory: %s", allocator.describe())
     processor = build_processor(settings)
     log.info("model %s %s loaded", processor.model.name, processor.model.version)
     app = build_app(settings, processor)

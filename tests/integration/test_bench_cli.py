@@ -71,6 +71,9 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
     assert soak["enriched"] == soak["docs"] and isinstance(soak["kept_pace"], bool)
     assert soak["rss_mb_max"] >= soak["rss_mb_end"] > 50 and "rss_trend_growth" in soak
     assert "soak_rss_growth" in result["met"]
+    # the worker ran with its allocator settings (stream/memory.py), and the result says so
+    ws = s["worker"]["worker_settings"]
+    assert ws["mmap_threshold_mb"] == 4.0 and ws["huge_pages"] is True
     assert [p["words_per_batch"] for p in result["sweep"]] == [200, 1000]
     assert "library_over_ceiling" in result["ratios"]
     # the library was also timed chunk by chunk against the ceiling's best shape

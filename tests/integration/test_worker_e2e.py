@@ -88,6 +88,8 @@ def test_ids_in_equal_ids_out_and_bad_input_goes_to_the_dlq(
         worker.terminate()
     assert ids_of(out) == ids_of(good)
     assert clients.duplicates(out) == 0
+    # It set up its allocator before loading the model (stream/memory.py: flat RSS).
+    assert "memory: mmap threshold pinned at 4 MiB; torch huge pages on" in worker.log()
     enriched_schema = jsonschema.Draft202012Validator(schemas.load("enriched"))
     dead_schema = jsonschema.Draft202012Validator(schemas.load("dead-letter"))
     nlp = stream_trf.load(tiny_bert)

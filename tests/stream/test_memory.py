@@ -1,10 +1,12 @@
-"""Freed heap goes back to the OS after a buffer (stream/memory.py), on glibc."""
+"""The worker's allocator (stream/memory.py): freed heap goes back to the OS after a buffer, and
+large blocks get their own mappings once the threshold is pinned (glibc)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +49,127 @@ def test_freed_heap_is_returned_only_when_asked() -> None:
 
 def test_release_is_safe_to_call_repeatedly() -> None:
     assert release_freed_memory() == release_freed_memory()
+
+
+# Whether a block comes from its own mapping shows in mallinfo2's ``hblkhd`` (bytes in mmapped
+# blocks). A 20 MiB block freed first raises glibc's sliding threshold past 8 MiB, so a later
+# 8 MiB block comes from the heap, unless the threshold is pinned.
+PINNED = textwrap.dedent(
+    """
+    import ctypes, json, os, sys
+    from stream_trf.stream.memory import configure_allocator
+
+    class Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = Info
+    libc.malloc.restype = ctypes.c_void_p
+    libc.malloc.argtypes = [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    libc.free(libc.malloc(20 << 20))  # glibc now serves blocks up to 20 MiB from the heap
+    setup = None
+    if sys.argv[1] == "pin":
+        setup = configure_allocator(4, huge_pages=False, environ={})
+    before = libc.mallinfo2().hblkhd
+    block = libc.malloc(8 << 20)
+    own_mapping = libc.mallinfo2().hblkhd - before >= 8 << 20
+    print(json.dumps({"own_mapping": own_mapping,
+                      "pinned": setup.mmap_threshold_mb if setup else None}))
+    """
+)
+
+
+def _pinned(mode: str, **env: str) -> dict[str, object]:
+    import json
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-c", PINNED, mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **env},
+    ).stdout
+    result: dict[str, object] = json.loads(out)
+    return result
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallinfo2")
+def test_pinned_threshold_gives_large_blocks_their_own_mapping() -> None:
+    assert _pinned("leave") == {"own_mapping": False, "pinned": None}  # glibc's sliding one
+    assert _pinned("pin") == {"own_mapping": True, "pinned": 4}
+
+
+def test_the_operators_environment_wins() -> None:
+    from stream_trf.stream.memory import configure_allocator
+
+    env = {"MALLOC_MMAP_THRESHOLD_": "131072", "THP_MEM_ALLOC_ENABLE": "0"}
+    setup = configure_allocator(4, huge_pages=True, environ=env)
+    assert setup.mmap_threshold_mb is None and "environment" in setup.note
+    assert setup.huge_pages is False and env["THP_MEM_ALLOC_ENABLE"] == "0"
+    tunables = configure_allocator(
+        4, True, environ={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1"}
+    )
+    assert tunables.mmap_threshold_mb is None
+
+
+def test_huge_pages_are_asked_of_torch_only_when_wanted() -> None:
+    from stream_trf.stream.memory import configure_allocator
+
+    on: dict[str, str] = {}
+    assert configure_allocator(0, huge_pages=True, environ=on).huge_pages is True
+    assert on == {"THP_MEM_ALLOC_ENABLE": "1"}
+    off: dict[str, str] = {}
+    setup = configure_allocator(0, huge_pages=False, environ=off)
+    assert setup.huge_pages is False and off == {} and setup.mmap_threshold_mb is None
+    assert "not pinned" in setup.describe() and "huge pages off" in setup.describe()
+
+
+def test_threshold_out_of_glibcs_range_is_refused() -> None:
+    from stream_trf.stream.memory import configure_allocator
+
+    with pytest.raises(ValueError, match="mmap_threshold_mb"):
+        configure_allocator(64, huge_pages=False, environ={})
+
+
+def test_kernel_mode_is_read_from_the_bracket(tmp_path: Path) -> None:
+    from stream_trf.stream.memory import kernel_huge_pages_mode
+
+    f = tmp_path / "enabled"
+    f.write_text("always [madvise] never\n")
+    assert kernel_huge_pages_mode(f) == "madvise"
+    assert kernel_huge_pages_mode(f.with_name("missing")) == "unknown"
+
+
+HUGE = textwrap.dedent(
+    """
+    import json
+    from stream_trf.stream.memory import configure_allocator, kernel_huge_pages_mode
+
+    configure_allocator(4, huge_pages=True)  # before torch's first allocation, as the worker
+    import torch
+
+    x = torch.ones(16 << 18)  # 16 MiB
+    huge = sum(int(l.split()[1]) for l in open("/proc/self/smaps") if l.startswith("AnonHuge"))
+    print(json.dumps({"huge_kb": huge, "kernel": kernel_huge_pages_mode()}))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_torch_tensors_land_on_huge_pages_where_the_kernel_allows() -> None:
+    import json
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+    out = subprocess.run(
+        [sys.executable, "-c", HUGE], capture_output=True, text=True, check=True, env=env
+    ).stdout
+    r = json.loads(out)
+    if r["kernel"] in ("always", "madvise"):
+        assert r["huge_kb"] >= 8 * 1024  # most of the 16 MiB tensor on 2 MiB pages
+    else:  # the kernel has THP off: nothing can be on huge pages
+        assert r["huge_kb"] == 0
