@@ -70,11 +70,23 @@ def main() -> None:
     ap.add_argument("--docs", type=int, default=2048)
     ap.add_argument("--passes", type=int, default=2, help="passes over the docs per process")
     ap.add_argument("--repeats", type=int, default=2, help="rounds of alternating setups")
+    ap.add_argument(
+        "--setups",
+        default="",
+        help="NAME=MiB:huge,... instead of the three above, e.g. 'pinned-2=2:0,pinned-2+thp=2:1'",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    setups = dict(SETUPS)
+    if args.setups:
+        setups = {}
+        for item in args.setups.split(","):
+            name, spec = item.split("=")
+            mib, huge = spec.split(":")
+            setups[name] = (float(mib), huge == "1")
     runs: list[dict[str, Any]] = []
     for r in range(args.repeats):
-        for name, (threshold, huge) in SETUPS.items():
+        for name, (threshold, huge) in setups.items():
             cmd = [sys.executable, "-c", ONE, str(threshold), "1" if huge else "0"]
             cmd += [str(args.data), str(args.docs), str(args.passes)]
             res = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)

@@ -103,8 +103,8 @@ class Settings:
     mmap_threshold_mb: float = _f(
         4.0,
         "memory blocks of this many MiB or more get their own mappings and go back to the OS "
-        "when freed, so the heap does not fragment and RSS stays flat under changing load "
-        "(glibc; 0 = glibc's own sliding threshold; at most 32)",
+        "when freed, so the heap fragments less and RSS sits lower and creeps less (glibc; "
+        "0 = glibc's own sliding threshold; at most 32)",
     )
     huge_pages: bool = _f(
         True,

@@ -1,4 +1,4 @@
-"""Keep a long-running worker's resident memory flat: how its process allocates and frees.
+"""Keep a long-running worker's resident memory low and level: how its process allocates and frees.
 
 Two things made a worker's RSS climb with time and with load, and this module fixes both:
 
@@ -14,11 +14,15 @@ Two things made a worker's RSS climb with time and with load, and this module fi
   buffers, bigger sub-batches) sat 150–450 MB higher than one keeping pace.
   ``configure_allocator`` pins the mmap threshold (4 MiB by default): every block at least that
   large gets its own mapping and goes back to the OS the moment it is freed, so the heap keeps
-  only small objects. Fresh mappings cost page faults; torch's own huge-page option
-  (``THP_MEM_ALLOC_ENABLE``: its CPU tensors of 2 MiB and more on 2 MiB pages) takes most of
-  that back: processor throughput 50.1/51.7 docs/s glibc default, 45.4/43.9 pinned at 4 MiB,
-  52.2/48.9 pinned with huge pages (alternating runs, 2-core AMD EPYC), RSS median 721/727 →
-  684/690 MB with no growth from pass to pass.
+  smaller blocks only. It lowers the level and halves the creep; it does not remove it: the
+  processor alone, two passes over 2,048 docs, alternating fresh processes (2-core AMD EPYC,
+  ``bench/allocator_ab.py``, ``bench/results/allocator-ab-cpu*.json``): RSS medians 722 → 761
+  and 725 → 758 MB with glibc's threshold, 689 → 698 and 685 → 700 pinned, 689 → 728 and
+  698 → 719 pinned with huge pages; highest samples 957 / 966, 842 / 855, 883 / 887 MB.
+  Fresh mappings cost page faults, which torch's huge-page option (``THP_MEM_ALLOC_ENABLE``:
+  its CPU tensors of 2 MiB and more on 2 MiB pages) is there to take back; speed differences
+  between the three stayed within this host's noise (48.9, 45.6 and 48.2 docs/s averaged over
+  every pass measured; in the worker, 46.2 docs/s with this setup and 44.9 without).
 
 Both are process-wide, so the worker sets them (``stream-trf worker``), not the library: a
 host application's allocator is its own business. An operator's own ``MALLOC_MMAP_THRESHOLD_``,
