@@ -1,6 +1,6 @@
 """Keep a long-running worker's resident memory low and level: how its process allocates and frees.
 
-Two things made a worker's RSS climb with time and with load, and this module fixes both:
+Two things made a worker's RSS climb with time and with load; this module answers both:
 
 * **Freed heap kept.** glibc's malloc raises its mmap threshold each time a large block is freed,
   up to 32 MiB: from then on the batch-sized arrays (activations, wordpiece rows, the
