@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from .model.source import DEFAULT_MODEL
+from .stream.memory import MAX_MMAP_THRESHOLD_MB
 
 ENV_PREFIX = "STREAM_TRF_"
 
@@ -218,10 +219,10 @@ class Settings:
                 "fetch_max_wait must be in (0, 30] seconds and batch_within at least 0, got "
                 f"{self.fetch_max_wait} and {self.batch_within}"
             )
-        if not 0 <= self.mmap_threshold_mb <= 32:
+        if not 0 <= self.mmap_threshold_mb <= MAX_MMAP_THRESHOLD_MB:
             raise ValueError(
-                f"mmap_threshold_mb must be in [0, 32] MiB (0: glibc's own), got "
-                f"{self.mmap_threshold_mb}"
+                f"mmap_threshold_mb must be in [0, {MAX_MMAP_THRESHOLD_MB}] MiB (0: glibc's own), "
+                f"got {self.mmap_threshold_mb}"
             )
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")
