@@ -233,8 +233,14 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         topics = [source_topic, output_topic, dlq_topic]
         if metrics_topic is not None:
             topics.append(metrics_topic)
+        from faust.exceptions import NotReady
+
         for topic in topics:
-            await topic.maybe_declare()
+            try:
+                await topic.maybe_declare()
+            except NotReady:  # SIGTERM came during startup and the producer already stopped
+                log.info("stopping before the topics were declared; nothing to declare now")
+                return
 
     def observe(outputs: list[Output]) -> None:
         """Show the monitor what was just published (and acknowledged). Monitoring never
