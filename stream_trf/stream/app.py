@@ -2,19 +2,21 @@
 
 At least once, nothing lost:
 
-* ``stream.noack_take`` buffers up to ``max_batch`` records or ``batch_within`` seconds (it
-  never stalls) and leaves acking to us;
-* a buffer's events are acked only after every output of it (enriched record or dead letter),
-  and of every buffer before it, has been acknowledged by the broker — publishing retries with
+* ``stream.noack_take`` hands over what arrived within ``batch_within`` seconds (up to
+  ``max_batch`` records; it never stalls) and leaves acking to us;
+* those chunks wait, merged, until the model is free (``stream/feeder.py``): each batch is what
+  arrived while the one before it computed, so its size follows the load;
+* a batch's events are acked only after every output of it (enriched record or dead letter),
+  and of every batch before it, has been acknowledged by the broker — publishing retries with
   backoff until it is;
 * faust commits acked offsets only. A worker killed mid-batch leaves the batch uncommitted, and
   its records are enriched again by whoever gets the partition (duplicates carry the same
   ``source``).
 
 The model runs in a single worker thread, so fetching, heartbeats and publishing go on while it
-computes; two buffers are in flight, so the model does not wait while one buffer is published
-and the next is taken. On SIGTERM the in-flight buffers are finished and published before the
-agent stops, then faust commits and leaves the group.
+computes; while it computes one batch, the one before it is published and acked. On SIGTERM the
+dispatched batches are finished and published before the agent stops, then faust commits and
+leaves the group; records still waiting for the model stay unacked for the next owner.
 
 Monitoring (``stream_trf.monitor``): once a buffer's outputs are acknowledged the monitor sees
 them; a timer closes its windows (off the event loop) and publishes one window record per model
@@ -32,7 +34,6 @@ import socket
 import ssl
 import tempfile
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -41,13 +42,14 @@ import orjson
 
 from ..monitor.monitor import Monitor, MonitorConfig
 from ..settings import Settings
+from .feeder import Feeder
 from .processor import BatchProcessor, Output, RawMessage
 from .records import Source
 
 log = logging.getLogger("stream_trf.worker")
 
-# Buffers taken and not yet acknowledged: one computing, the next waiting for the model thread
-# (publishing of the one before overlaps both). More would only add memory and latency.
+# Batches dispatched and not yet delivered: one computing while the one before it is published.
+# More would only add memory and latency.
 IN_FLIGHT = 2
 
 
@@ -181,6 +183,16 @@ def _add_pages(app: faust.App, monitor: Monitor) -> None:
         )
 
 
+def raw_message(event: Any) -> RawMessage:
+    """A faust event as the processor sees it: value, where it came from, when it was produced."""
+    m = event.message
+    return RawMessage(
+        value=m.value,
+        source=Source(m.topic, m.partition, m.offset),
+        timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None,
+    )
+
+
 def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
     _patch_fetch_max_wait()
@@ -296,64 +308,58 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
 
     _add_pages(app, monitor)
 
-    async def handle(
-        stream: Any,
-        events: list[Any],
-        messages: list[RawMessage],
-        before: asyncio.Task[None] | None,
-    ) -> None:
-        """One buffer: enrich it in the model thread (buffers queue there in arrival order),
-        then, once the buffer before it is out, publish, observe and ack its events."""
-        loop = asyncio.get_running_loop()
-        outputs = await loop.run_in_executor(executor, processor.process, messages)
-        if before is not None:
-            await before  # outputs and offsets leave in the order the records came
-        await publisher.publish(outputs)
-        observe(outputs)
-        for event in events:
-            await stream.ack(event)  # committed only now: at least once
+    def log_progress(sizes: Any) -> None:
         now = time.time()
         if now - state["last_log"] > 10:
             state["last_log"] = now
             s = processor.stats
             log.info(
-                "%d records: %d enriched, %d dead letters, %.0f words/s",
+                "%d records: %d enriched, %d dead letters, %.0f words/s; latest batches %.0f "
+                "records on average",
                 s.records,
                 s.enriched,
                 s.dead_letters,
                 s.words / max(now - state["started"], 1e-9),
+                sum(sizes) / max(len(sizes), 1),
             )
 
     @app.agent(source_topic, name="enrich", concurrency=1)
     async def enrich(stream: Any) -> None:
-        """Buffers overlap: while the model computes one, the one before it is published and
-        the next one is taken, so the model does not wait for the broker. At most
-        ``IN_FLIGHT`` buffers are taken and not yet acknowledged."""
-        in_flight: deque[asyncio.Task[None]] = deque()
+        """Taken chunks wait, merged, until the model is free (stream/feeder.py): while the
+        model computes one batch, the one before it is published and the next one gathers."""
+
+        async def compute(taken: list[tuple[Any, RawMessage]]) -> list[Output]:
+            """One batch through the processor in the model thread (fetching, heartbeats and
+            publishing go on meanwhile)."""
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(executor, processor.process, [m for _, m in taken])
+
+        async def deliver(taken: list[tuple[Any, RawMessage]], outputs: list[Output]) -> None:
+            """Publish, show the monitor, then ack the events: their offsets are committed only
+            now (at least once)."""
+            await publisher.publish(outputs)
+            observe(outputs)
+            for event, _ in taken:
+                await stream.ack(event)
+            log_progress(feeder.sizes)
+
+        feeder: Feeder[tuple[Any, RawMessage], list[Output]] = Feeder(
+            compute, deliver, max_batch=settings.max_batch, in_flight=IN_FLIGHT
+        )
         try:
             async for events in stream.noack_take(settings.max_batch, within=settings.batch_within):
-                messages = [
-                    RawMessage(
-                        value=e.message.value,
-                        source=Source(e.message.topic, e.message.partition, e.message.offset),
-                        timestamp_ms=int(e.message.timestamp * 1000)
-                        if e.message.timestamp
-                        else None,
-                    )
-                    for e in events
-                ]
-                before = in_flight[-1] if in_flight else None
-                in_flight.append(asyncio.ensure_future(handle(stream, events, messages, before)))
-                while in_flight and (len(in_flight) >= IN_FLIGHT or in_flight[0].done()):
-                    await asyncio.shield(in_flight[0])
-                    in_flight.popleft()
+                await feeder.add([(e, raw_message(e)) for e in events])
         except asyncio.CancelledError:
-            # Stopping (SIGTERM): finish the taken buffers and publish them before their
-            # events are acked and committed, then let the agent stop.
-            n = sum(1 for t in in_flight if not t.done())
-            log.info("stopping: finishing %d in-flight batches", n)
-            for task in in_flight:
-                await task
+            # Stopping (SIGTERM): finish the dispatched batches and publish them before their
+            # events are acked and committed, then let the agent stop. Records still waiting
+            # stay unacked: the partition's next owner takes them.
+            log.info(
+                "stopping: finishing %d in-flight batches (%d waiting records left to the "
+                "partitions' next owners)",
+                feeder.undelivered,
+                len(feeder.waiting),
+            )
+            await feeder.stop()
             raise
 
     return app
