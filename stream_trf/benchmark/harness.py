@@ -170,6 +170,14 @@ def run_bench(
             elif step == "worker":
                 from .worker import run_worker
 
+                def recheck_before_soak() -> None:
+                    # Right after the worker's saturation and paced runs, not after a soak of
+                    # many minutes: the worker's ratio should see the host as it measured.
+                    bar.set_description("bench: ceiling after worker")
+                    _recheck_ceiling(out["ceiling"], texts_file, model, after="worker")
+                    bar.set_description("bench: worker soak")
+
+                soak_recheck = "ceiling" in out and soak_seconds > 0
                 out["worker"] = run_worker(
                     texts,
                     model=model,
@@ -183,10 +191,11 @@ def run_bench(
                         **(worker_overrides or {}),
                     },
                     log_dir=work_dir,
+                    before_soak=recheck_before_soak if soak_recheck else None,
                 )
             bar.update(1)
             checkpoint()
-            if step in RECHECKED and "ceiling" in out:
+            if step in RECHECKED and "ceiling" in out and not (step == "worker" and soak_recheck):
                 bar.set_description(f"bench: ceiling after {step}")
                 _recheck_ceiling(out["ceiling"], texts_file, model, after=step)
         points = []

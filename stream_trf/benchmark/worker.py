@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -224,8 +225,10 @@ def run_worker(
     soak_calibration_docs: int | None = None,
     overrides: dict[str, Any] | None = None,
     log_dir: Path | None = None,
+    before_soak: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Saturation, then paced latency, then (if ``soak_seconds``) a memory soak.
+    """Saturation, then paced latency, then (if ``soak_seconds``) ``before_soak()`` (the harness
+    measures the ceiling again there, while the worker idles) and a memory soak.
 
     The soak's rate is a share of a longer saturation (``soak_calibration_docs``, default three
     times the texts), not of the first: 2,000 docs gave 49 docs/s where 8,000 sustained 44.6,
@@ -256,10 +259,13 @@ def run_worker(
             paced = _paced(settings, texts, rate, paced_seconds, "paced", worker.pid)
             soak = None
             if soak_seconds > 0:
+                if before_soak is not None:
+                    before_soak()
                 calibration = _sustained(settings, texts, soak_calibration_docs or 3 * len(texts))
                 rate = max(1.0, calibration["docs_per_s"] * soak_share)
                 soak = _paced(settings, texts, rate, soak_seconds, "soak", worker.pid)
                 soak["calibration"] = calibration
+                soak["ceiling_rechecked_before"] = before_soak is not None
             peak = process_peak_rss_mb(worker.pid)
         finally:
             code = worker.terminate()

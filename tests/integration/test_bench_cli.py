@@ -71,6 +71,10 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
     assert soak["enriched"] == soak["docs"] and isinstance(soak["kept_pace"], bool)
     assert soak["rss_mb_max"] >= soak["rss_mb_end"] > 50 and "rss_trend_growth" in soak
     assert "soak_rss_growth" in result["met"]
+    # the ceiling ran again after the library and after the worker's saturation and paced runs,
+    # before the soak (not 20 minutes later), once each
+    assert [r["after"] for r in s["ceiling"]["runs"]] == ["start", "library", "worker"]
+    assert soak["ceiling_rechecked_before"] is True
     # the worker ran with its allocator settings (stream/memory.py), and the result says so
     ws = s["worker"]["worker_settings"]
     assert ws["mmap_threshold_mb"] == 4.0 and ws["huge_pages"] is True

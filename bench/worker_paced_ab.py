@@ -1,0 +1,118 @@
+"""The worker at one fixed rate, this checkout against an earlier commit, rounds alternating.
+
+A change to how the worker batches shows at a steady offered load, not at saturation: there
+every batch is full either way. Each run starts the embedded broker and one worker (the
+baseline's code through PYTHONPATH, from a git worktree), warms it on 100 docs, then offers
+``--rate`` docs/s for ``--seconds`` and reports what ``stream-trf bench`` reports for a paced
+run: whether it kept pace, latency p50/p99, the buffer times, and RSS growth. This host drifts
+by ±20 %: compare variants within a round, and look at every round.
+
+    python bench/worker_paced_ab.py --baseline dda9c22 --rate 38 --seconds 200 --rounds 2 \\
+        --out bench/results/worker-paced-ab-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stream_trf.benchmark.corpus import default_data_path, read_texts
+from stream_trf.benchmark.machine import describe
+from stream_trf.benchmark.worker import _paced, _round, bench_settings
+from stream_trf.stream import clients
+from stream_trf.stream.broker import EmbeddedBroker
+from stream_trf.stream.local import WorkerProcess
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def one_run(
+    code: Path | None, texts: list[str], rate: float, seconds: float, logs: Path
+) -> dict[str, Any]:
+    env_before = os.environ.get("PYTHONPATH")
+    if code is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = str(code)
+    try:
+        with EmbeddedBroker(log_file=logs / "broker.log") as broker:
+            settings = bench_settings(broker.url, "all-MiniLM-L6-v2")
+            asyncio.run(clients.ensure_worker_topics(settings))
+            worker = WorkerProcess(settings, logs / "worker.log")
+            try:
+                worker.wait_ready(timeout=600)
+                warm = [{"id": f"warm-{i}", "text": t} for i, t in enumerate(texts[:100])]
+                asyncio.run(_round(settings, warm, None, timeout=600))
+                result = _paced(settings, texts, rate, seconds, "paced", worker.pid)
+            finally:
+                worker.terminate()
+    finally:
+        if env_before is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = env_before
+    result.pop("rss_samples", None)
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--baseline", required=True, help="git revision to compare this checkout with")
+    ap.add_argument("--rate", type=float, required=True, help="offered docs/s")
+    ap.add_argument("--seconds", type=float, default=200.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--data", type=Path, default=default_data_path())
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    texts = read_texts(args.data, 2000)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="stream-trf-ab-") as tmp:
+        base = Path(tmp) / "baseline"
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base), args.baseline],
+            check=True,
+        )
+        try:
+            for r in range(args.rounds):
+                order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
+                for variant in order:
+                    logs = Path(tmp) / f"{variant}-{r}"
+                    logs.mkdir()
+                    code = base if variant == "baseline" else None
+                    run = {
+                        "variant": variant,
+                        "round": r,
+                        **one_run(code, texts, args.rate, args.seconds, logs),
+                    }
+                    print(json.dumps(run), flush=True)
+                    runs.append(run)
+        finally:
+            subprocess.run(
+                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False
+            )
+    head = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result = {
+        "benchmark": "worker at a fixed paced rate, this checkout against a baseline commit",
+        "machine": describe(),
+        "baseline": args.baseline,
+        "this": head,
+        "rate_docs_per_s": args.rate,
+        "seconds": args.seconds,
+        "runs": runs,
+    }
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
