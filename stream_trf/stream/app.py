@@ -34,6 +34,7 @@ import socket
 import ssl
 import tempfile
 import time
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -308,7 +309,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
 
     _add_pages(app, monitor)
 
-    def log_progress(sizes: Any) -> None:
+    def log_progress(sizes: Collection[int]) -> None:
         now = time.time()
         if now - state["last_log"] > 10:
             state["last_log"] = now
