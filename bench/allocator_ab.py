@@ -26,7 +26,7 @@ from stream_trf.benchmark.machine import describe
 SETUPS = {"glibc": (0.0, False), "pinned": (4.0, False), "pinned+thp": (4.0, True)}
 
 ONE = """
-import gzip, json, os, sys, threading, time
+import gzip, json, os, resource, sys, threading, time
 from stream_trf.stream.memory import configure_allocator
 threshold, huge, data, docs, passes = float(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 os.environ.pop("THP_MEM_ALLOC_ENABLE", None)
@@ -53,13 +53,15 @@ for p in range(passes):
             samples.append(rss())
     th = threading.Thread(target=sample, daemon=True)
     th.start()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     for i in range(0, len(msgs), 256):
         proc.process(msgs[i : i + 256])
     secs = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
     stop.set(); th.join()
     q = np.percentile(samples, [10, 50, 90, 100])
-    out.append({"docs_per_s": round(len(msgs) / secs, 2), "rss_mb_p10": round(q[0]), "rss_mb_p50": round(q[1]), "rss_mb_p90": round(q[2]), "rss_mb_max": round(q[3])})
+    out.append({"docs_per_s": round(len(msgs) / secs, 2), "rss_mb_p10": round(q[0]), "rss_mb_p50": round(q[1]), "rss_mb_p90": round(q[2]), "rss_mb_max": round(q[3]), "user_s": round(r1.ru_utime - r0.ru_utime, 2), "kernel_s": round(r1.ru_stime - r0.ru_stime, 2), "minor_faults_per_doc": round((r1.ru_minflt - r0.ru_minflt) / len(msgs))})
 print(json.dumps({"setup": setup.describe(), "passes": out}))
 """
 
@@ -94,7 +96,8 @@ def main() -> None:
             p = res["passes"]
             print(
                 f"round {r} {name:11s} docs/s {[x['docs_per_s'] for x in p]}  "
-                f"RSS p50 {[x['rss_mb_p50'] for x in p]}  max {[x['rss_mb_max'] for x in p]}",
+                f"RSS p50 {[x['rss_mb_p50'] for x in p]}  max {[x['rss_mb_max'] for x in p]}  "
+                f"kernel s {[x['kernel_s'] for x in p]}  faults/doc {[x['minor_faults_per_doc'] for x in p]}",
                 flush=True,
             )
     result = {

@@ -1,4 +1,5 @@
-"""The worker at one fixed rate, this checkout against an earlier commit, rounds alternating.
+"""The worker at one fixed rate, two variants, rounds alternating: this checkout against an
+earlier commit (``--baseline``), or against other settings (``--baseline-settings``), or both.
 
 A change to how the worker batches shows at a steady offered load, not at saturation: there
 every batch is full either way. Each run starts the embedded broker and one worker (the
@@ -9,6 +10,11 @@ by ±20 %: compare variants within a round, and look at every round.
 
     python bench/worker_paced_ab.py --baseline dda9c22 --rate 38 --seconds 200 --rounds 2 \\
         --out bench/results/worker-paced-ab-cpu.json
+    python bench/worker_paced_ab.py --baseline-settings mmap_threshold_mb=4,huge_pages=true \\
+        --rate 100 --seconds 40 --rounds 3
+
+Each run also reports the worker's CPU (user and kernel seconds, minor page faults per doc):
+figures this host's drift does not move, unlike docs/s.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import asyncio
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,6 +32,7 @@ from typing import Any
 from stream_trf.benchmark.corpus import default_data_path, read_texts
 from stream_trf.benchmark.machine import describe
 from stream_trf.benchmark.worker import _paced, _round, bench_settings
+from stream_trf.settings import Settings, _coerce
 from stream_trf.stream import clients
 from stream_trf.stream.broker import EmbeddedBroker
 from stream_trf.stream.local import WorkerProcess
@@ -32,8 +40,25 @@ from stream_trf.stream.local import WorkerProcess
 REPO = Path(__file__).resolve().parents[1]
 
 
+def parse_settings(text: str) -> dict[str, Any]:
+    """``name=value,...`` → worker settings, each value typed as the setting's default."""
+    defaults = Settings()
+    out: dict[str, Any] = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        name, _, value = item.partition("=")
+        if not hasattr(defaults, name):
+            raise SystemExit(f"no worker setting {name!r}")
+        out[name] = _coerce(value, getattr(defaults, name), name)
+    return out
+
+
 def one_run(
-    code: Path | None, texts: list[str], rate: float, seconds: float, logs: Path
+    code: Path | None,
+    texts: list[str],
+    rate: float,
+    seconds: float,
+    logs: Path,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     env_before = os.environ.get("PYTHONPATH")
     if code is None:
@@ -42,7 +67,7 @@ def one_run(
         os.environ["PYTHONPATH"] = str(code)
     try:
         with EmbeddedBroker(log_file=logs / "broker.log") as broker:
-            settings = bench_settings(broker.url, "all-MiniLM-L6-v2")
+            settings = bench_settings(broker.url, "all-MiniLM-L6-v2", **(overrides or {}))
             asyncio.run(clients.ensure_worker_topics(settings))
             worker = WorkerProcess(settings, logs / "worker.log")
             try:
@@ -65,47 +90,64 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--baseline", required=True, help="git revision to compare this checkout with")
+    ap.add_argument("--baseline", default=None, help="git revision to compare this checkout with")
+    ap.add_argument(
+        "--baseline-settings", default="", help="worker settings of the baseline, name=value,..."
+    )
+    ap.add_argument(
+        "--this-settings", default="", help="worker settings of this checkout, name=value,..."
+    )
     ap.add_argument("--rate", type=float, required=True, help="offered docs/s")
     ap.add_argument("--seconds", type=float, default=200.0)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--data", type=Path, default=default_data_path())
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
+    if args.baseline is None and not (args.baseline_settings or args.this_settings):
+        ap.error("give --baseline, --baseline-settings or --this-settings: two variants to compare")
+    settings = {
+        "baseline": parse_settings(args.baseline_settings),
+        "this": parse_settings(args.this_settings),
+    }
     texts = read_texts(args.data, 2000)
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="stream-trf-ab-") as tmp:
         base = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base), args.baseline],
-            check=True,
-        )
+        if args.baseline:
+            add = ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base)]
+            subprocess.run([*add, args.baseline], check=True)
         try:
             for r in range(args.rounds):
                 order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
                 for variant in order:
                     logs = Path(tmp) / f"{variant}-{r}"
                     logs.mkdir()
-                    code = base if variant == "baseline" else None
+                    code = base if variant == "baseline" and args.baseline else None
                     run = {
                         "variant": variant,
                         "round": r,
-                        **one_run(code, texts, args.rate, args.seconds, logs),
+                        "settings": settings[variant],
+                        **one_run(code, texts, args.rate, args.seconds, logs, settings[variant]),
                     }
                     print(json.dumps(run), flush=True)
                     runs.append(run)
         finally:
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False
-            )
+            if args.baseline:
+                subprocess.run(
+                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)],
+                    check=False,
+                )
     head = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     result = {
         "benchmark": "worker at a fixed paced rate, this checkout against a baseline commit",
         "machine": describe(),
-        "baseline": args.baseline,
+        "command": " ".join(sys.argv),
+        "baseline": args.baseline or head,
+        "baseline_settings": settings["baseline"],
         "this": head,
+        "this_settings": settings["this"],
         "rate_docs_per_s": args.rate,
         "seconds": args.seconds,
         "runs": runs,

@@ -89,3 +89,43 @@ def process_rss_mb(pid: int) -> float | None:
     """Another live process's resident memory now (Linux ``VmRSS``) with its descendants',
     None where unknown."""
     return _tree_mb(pid, "VmRSS")
+
+
+def process_cpu(pid: int) -> dict[str, float] | None:
+    """CPU a live process and its descendants have used so far (Linux ``/proc/PID/stat``): user
+    and kernel seconds and minor page faults, None where unknown. Kernel time is mostly page
+    faults here: the share that shows what the allocator costs (stream/memory.py)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = {"user_s": 0.0, "kernel_s": 0.0, "minor_faults": 0.0}
+    found = False
+    for p in process_tree(pid):
+        stat = _lines(f"/proc/{p}/stat")
+        if not stat:
+            continue
+        fields = stat[0].rsplit(")", 1)[-1].split()
+        # after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        # cmajflt utime stime ...
+        total["minor_faults"] += int(fields[7])
+        total["user_s"] += int(fields[11]) / tick
+        total["kernel_s"] += int(fields[12]) / tick
+        found = True
+    return total if found else None
+
+
+def cpu_between(
+    before: dict[str, float] | None, after: dict[str, float] | None, docs: int
+) -> dict[str, float] | None:
+    """What ``process_cpu`` counted between two readings, per doc where it helps."""
+    if before is None or after is None:
+        return None
+    user = after["user_s"] - before["user_s"]
+    kernel = after["kernel_s"] - before["kernel_s"]
+    return {
+        "user_s": round(user, 2),
+        "kernel_s": round(kernel, 2),
+        "kernel_share": round(kernel / (user + kernel), 4) if user + kernel > 0 else 0.0,
+        "cpu_ms_per_doc": round(1000 * (user + kernel) / max(docs, 1), 2),
+        "minor_faults_per_doc": round(
+            (after["minor_faults"] - before["minor_faults"]) / max(docs, 1), 1
+        ),
+    }

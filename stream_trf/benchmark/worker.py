@@ -25,7 +25,7 @@ from ..settings import Settings
 from ..stream import clients
 from ..stream.broker import EmbeddedBroker
 from ..stream.local import WorkerProcess
-from .machine import process_peak_rss_mb, process_rss_mb
+from .machine import cpu_between, process_cpu, process_peak_rss_mb, process_rss_mb
 
 # Tansu holds a JoinGroup for half the session timeout: keep it short for a quick start.
 BENCH_GROUP: dict[str, Any] = {
@@ -242,7 +242,9 @@ def run_worker(
         worker = WorkerProcess(settings, log_dir / "worker.log")
         try:
             ready = worker.wait_ready(timeout=600)
+            cpu_before = process_cpu(worker.pid)
             out, t0 = asyncio.run(_round(settings, docs, None, timeout=3600))
+            cpu = cpu_between(cpu_before, process_cpu(worker.pid), len(docs))
             t1 = max(r["_kafka"]["received_ms"] for r in out) / 1000
             secs = t1 - t0
             saturation = {
@@ -253,6 +255,7 @@ def run_worker(
                 "words": sum(r["n_words"] for r in {r["id"]: r for r in out}.values()),
                 "duplicates": clients.duplicates(out),
                 "by_process": by_process(out, t0),
+                "worker_cpu": cpu,
             }
             saturation["words_per_s"] = round(saturation["words"] / secs, 1)
             rate = max(1.0, saturation["docs_per_s"] * paced_share)
@@ -331,8 +334,10 @@ def _paced(
 ) -> dict[str, Any]:
     n = max(10, int(rate * seconds))
     docs = [{"id": f"{tag}-{i}", "text": texts[i % len(texts)]} for i in range(n)]
+    cpu_before = process_cpu(pid)
     with RssSampler(pid) as sampler:
         out, t0 = asyncio.run(_round(settings, docs, rate, timeout=seconds * 3 + 600))
+    cpu = cpu_between(cpu_before, process_cpu(pid), n)
     return {
         "rate_docs_per_s": round(rate, 2),
         "docs": n,
@@ -340,5 +345,6 @@ def _paced(
         **kept_pace(out, rate, t0),
         **latency_figures(out),
         **rss_growth(sampler.samples),
+        "worker_cpu": cpu,
         "rss_samples": sampler.samples[:: max(1, len(sampler.samples) // 200)],
     }

@@ -78,6 +78,12 @@ def test_bench_measures_ceiling_library_naive_and_worker(tiny_models, tmp_path: 
     # the worker ran with its allocator settings (stream/memory.py), and the result says so
     ws = s["worker"]["worker_settings"]
     assert ws["mmap_threshold_mb"] == 4.0 and ws["huge_pages"] is True
+    # and what the worker's process used in each run: the model's work is user time, and
+    # page faults are counted (the paced run's worker_cpu sits beside its RSS figures)
+    for run in (sat, s["worker"]["paced"], soak):
+        cpu = run["worker_cpu"]
+        assert cpu["user_s"] > 0 and cpu["minor_faults_per_doc"] > 0
+        assert 0 <= cpu["kernel_share"] < 1 and cpu["cpu_ms_per_doc"] > 0
     assert [p["words_per_batch"] for p in result["sweep"]] == [200, 1000]
     assert "library_over_ceiling" in result["ratios"]
     # the library was also timed chunk by chunk against the ceiling's best shape
