@@ -188,9 +188,16 @@ class TransformerRunner:
         )
 
     def predict(
-        self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
+        self,
+        ids: Sequence[IntArray],
+        type_ids: Sequence[IntArray | None],
+        into: Sequence[FloatArray | None] | None = None,
     ) -> list[SequenceOutput]:
-        """Run one sub-batch without gradients; split it in halves on out-of-memory."""
+        """Run one sub-batch without gradients; split it in halves on out-of-memory.
+
+        ``into[i]``, where given, is where sequence ``i``'s last hidden state goes (a slice of
+        the caller's array for the whole batch of docs): the lane writes it there and returns
+        it as that output, so no per-sequence copy is made and later gathered again."""
         if not ids:
             return []
         try:
@@ -199,7 +206,7 @@ class TransformerRunner:
                     return self._predict_packed(ids, type_ids)
                 inputs = self.pad(ids, type_ids)
                 out = self.forward(inputs)
-                return self._unpad(out, [len(x) for x in ids])
+                return self._unpad(out, [len(x) for x in ids], into)
         except Exception as err:
             if not _is_oom(err) or len(ids) == 1:
                 raise
@@ -208,9 +215,9 @@ class TransformerRunner:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             half = len(ids) // 2
-            return self.predict(ids[:half], type_ids[:half]) + self.predict(
-                ids[half:], type_ids[half:]
-            )
+            return self.predict(
+                ids[:half], type_ids[:half], into[:half] if into is not None else None
+            ) + self.predict(ids[half:], type_ids[half:], into[half:] if into is not None else None)
 
     def _predict_packed(
         self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
@@ -235,16 +242,23 @@ class TransformerRunner:
             for a, b in itertools.pairwise(bounds)
         ]
 
-    def _unpad(self, out: Any, lengths: list[int]) -> list[SequenceOutput]:
+    def _unpad(
+        self, out: Any, lengths: list[int], into: Sequence[FloatArray | None] | None = None
+    ) -> list[SequenceOutput]:
         last = to_host(out.last_hidden_state)
         hidden = [to_host(h) for h in out.hidden_states] if out.hidden_states is not None else None
         attn = [to_host(a) for a in out.attentions] if out.attentions is not None else None
         self.stats.add(len(lengths), sum(lengths), len(lengths) * last.shape[1])
         results = []
         for i, n in enumerate(lengths):
+            dest = into[i] if into is not None else None
+            if dest is not None:
+                dest[...] = last[i, :n]
             results.append(
                 SequenceOutput(
-                    last_hidden_state=np.ascontiguousarray(last[i, :n]),
+                    last_hidden_state=dest
+                    if dest is not None
+                    else np.ascontiguousarray(last[i, :n]),
                     hidden_states=[np.ascontiguousarray(h[i, :n]) for h in hidden]
                     if hidden is not None
                     else None,

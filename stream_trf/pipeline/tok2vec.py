@@ -53,6 +53,7 @@ class InFlight(NamedTuple):
     batches: list[list[int]]  # window indices per sub-batch
     results: list[Future[list[SequenceOutput]]]  # per sub-batch
     started: float
+    rows: np.ndarray | None = None  # every doc's wordpiece rows, written by the lanes
 
 
 # words_per_batch = 0 ("auto") by device, from the sweeps of `stream-trf bench`: on a 2-core CPU
@@ -297,11 +298,48 @@ class TransformerTok2Vec(BatchPipe):
         # Biggest first (the lanes take them in order): the last to run are the smallest, so
         # the lanes finish together instead of one idling while another runs the longest.
         batches.sort(key=lambda b: len(b) * lengths[b[-1]], reverse=True)
+        rows, into = self._rows_for_lanes(inputs)
         results = [
-            lanes.submit(runner.predict, [ids[i] for i in b], [types[i] for i in b])
+            lanes.submit(
+                runner.predict,
+                [ids[i] for i in b],
+                [types[i] for i in b],
+                [into[i] for i in b] if into is not None else None,
+            )
             for b in batches
         ]
-        return InFlight(docs, inputs, batches, results, started)
+        return InFlight(docs, inputs, batches, results, started, rows)
+
+    def _rows_for_lanes(
+        self, inputs: ModelInputs
+    ) -> tuple[np.ndarray | None, list[np.ndarray | None] | None]:
+        """The array of every doc's wordpiece rows, and per window the slice of it that the lane
+        running the window writes its output to: sentences of one window only (longer ones are
+        stitched from overlapping windows in ``_set_docs``). The lanes fill it while they run,
+        so the serial step after the model gathers nothing, and a batch of docs holds its rows
+        once, not twice. Only the last hidden state, and not on padding-free (packed) runs,
+        whose outputs are views already."""
+        if (
+            self.runner.packed
+            or self.cfg["output_hidden_states"]
+            or self.cfg["output_attentions"]
+            or not inputs.windows
+        ):
+            return None, None
+        owners, wps = inputs.owners, inputs.wordpieces
+        offsets = np.zeros(len(wps) + 1, dtype=np.int64)
+        np.cumsum([len(wp.ids) for wp in wps], out=offsets[1:])
+        starts = offsets.tolist()
+        rows = np.empty((starts[-1], self.runner.width), dtype=np.float32)
+        into: list[np.ndarray | None] = [None] * len(owners)
+        for k, (d, s) in enumerate(owners):
+            alone = (k == 0 or owners[k - 1] != (d, s)) and (
+                k + 1 == len(owners) or owners[k + 1] != (d, s)
+            )
+            if alone:
+                sl = wps[d].sentence(s)
+                into[k] = rows[starts[d] + sl.start : starts[d] + sl.stop]
+        return rows, into
 
     @property
     def words_per_batch(self) -> int:
@@ -327,14 +365,18 @@ class TransformerTok2Vec(BatchPipe):
             for k, res in zip(batch, result.result()):
                 outputs[k] = res
         model_s = time.perf_counter() - job.started
-        self._set_docs(docs, job.inputs, outputs)
+        self._set_docs(docs, job.inputs, outputs, job.rows)
         per_doc = model_s / max(len(docs), 1)
         for doc in docs:
             doc._.trf_outputs.timings["transformer_s"] = per_doc
         return docs
 
     def _set_docs(
-        self, docs: list[Doc], inputs: ModelInputs, outputs: list[SequenceOutput | None]
+        self,
+        docs: list[Doc],
+        inputs: ModelInputs,
+        outputs: list[SequenceOutput | None],
+        filled: np.ndarray | None = None,
     ) -> None:
         """Each doc's wordpiece rows, ``doc.tensor`` and vector hooks, for a whole batch at once.
 
@@ -349,7 +391,12 @@ class TransformerTok2Vec(BatchPipe):
         np.cumsum([len(wp.ids) for wp in wps], out=starts[1:])
         first = next((o for o in outputs if o is not None), None)
         n_layers = len(first.hidden_states or []) if first is not None else 0
-        rows = np.empty((int(starts[-1]), runner.width), dtype=np.float32)
+        # ``filled``: the lanes already wrote the single-window sentences' rows into it
+        rows = (
+            filled
+            if filled is not None
+            else np.empty((int(starts[-1]), runner.width), dtype=np.float32)
+        )
         hidden = [np.empty_like(rows) for _ in range(n_layers)]
         windowed = [0] * len(docs)
         attentions: list[list[list[Any]]] = [[] for _ in docs]
@@ -365,7 +412,8 @@ class TransformerTok2Vec(BatchPipe):
             a, b = offsets[d] + sl.start, offsets[d] + sl.stop
             group = cast(list[SequenceOutput], outputs[k:j])
             if j == k + 1:
-                rows[a:b] = group[0].last_hidden_state
+                if group[0].last_hidden_state.base is not rows:  # not written there already
+                    rows[a:b] = group[0].last_hidden_state
                 for layer in range(n_layers):
                     hidden[layer][a:b] = group[0].hidden_states[layer]  # type: ignore[index]
             else:

@@ -98,9 +98,9 @@ def test_sub_batches_respect_the_budget(tiny_models) -> None:
     runner = nlp.get_pipe("trf_tok2vec").runner
     original = runner.predict
 
-    def spy(ids, types):
+    def spy(ids, types, into=None):
         seen.append((len(ids), max(len(x) for x in ids)))
-        return original(ids, types)
+        return original(ids, types, into)
 
     runner.predict = spy  # type: ignore[method-assign]
     list(nlp.pipe(CORPUS[:30]))
@@ -331,11 +331,45 @@ def test_a_failing_sub_batch_on_a_lane_raises_in_pipe(tiny_models) -> None:
     runner = nlp.get_pipe("trf_tok2vec").runner
     original = runner.predict
 
-    def flaky(ids, types):
+    def flaky(ids, types, into=None):
         if any(len(x) > 30 for x in ids):
             raise RuntimeError("lane failure")
-        return original(ids, types)
+        return original(ids, types, into)
 
     runner.predict = flaky  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="lane failure"):
         list(nlp.pipe(TEXTS + CORPUS[:20], batch_size=4))
+
+
+def test_lanes_write_single_window_rows_into_the_batch_array(tiny_dir: Path) -> None:
+    """The lanes write each one-window sentence's rows straight into the array that holds the
+    whole batch's rows (no copy per sentence); windows of long sentences still come back on
+    their own and are stitched. Both kinds in one batch give what the copying path gives."""
+    long_one = re.sub(r"[.!?。]", "", " ".join(CORPUS[:12] * 3))
+    texts = [*TEXTS[:6], long_one, *CORPUS[:10]]
+    nlp = stream_trf.load(str(tiny_dir), window_overlap=16, words_per_batch=200, lanes=2)
+    runner = nlp.get_pipe("trf_tok2vec").runner
+    original = runner.predict
+    targets: list[list[bool]] = []
+
+    def spy(ids, types, into=None):
+        targets.append([x is not None for x in into] if into is not None else [])
+        return original(ids, types, into)
+
+    runner.predict = spy  # type: ignore[method-assign]
+    got = list(nlp.pipe(texts, batch_size=len(texts)))
+    flat = [t for sub in targets for t in sub]
+    assert any(flat) and not all(flat)  # direct writes, and the long sentence's windows
+
+    def copying(ids, types, into=None):
+        return original(ids, types)
+
+    runner.predict = copying  # type: ignore[method-assign]
+    ref = list(nlp.pipe(texts, batch_size=len(texts)))
+    for a, b in zip(ref, got):
+        np.testing.assert_array_equal(b._.trf_last_hidden_state, a._.trf_last_hidden_state)
+        np.testing.assert_array_equal(b.tensor, a.tensor)
+    # every doc's rows are views of one array for the batch
+    first = got[0]._.trf_last_hidden_state.base
+    assert first is not None
+    assert all(d._.trf_last_hidden_state.base is first for d in got)
