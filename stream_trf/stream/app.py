@@ -235,7 +235,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     )
     publisher = Publisher(output_topic, dlq_topic)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-trf-model")
-    state = {"started": time.time(), "last_log": time.time()}
+    state = {"started": time.time(), "last_log": time.time(), "busy_s": 0.0}
     monitor = Monitor(MonitorConfig.from_settings(settings), worker=worker_name())
     app._stream_trf_monitor = monitor  # type: ignore[attr-defined]
     if processor is not None:  # the model is on /metrics before the first record
@@ -312,16 +312,20 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     def log_progress(sizes: Collection[int]) -> None:
         now = time.time()
         if now - state["last_log"] > 10:
-            state["last_log"] = now
             s = processor.stats
+            # the model thread's busy share since the last line: below ~95 % under a backlog,
+            # the event loop (fetching, publishing, acking) is what holds the model back
+            busy = (s.busy_s - state["busy_s"]) / max(now - state["last_log"], 1e-9)
+            state["last_log"], state["busy_s"] = now, s.busy_s
             log.info(
                 "%d records: %d enriched, %d dead letters, %.0f words/s; latest batches %.0f "
-                "records on average",
+                "records on average; model thread busy %.0f %%",
                 s.records,
                 s.enriched,
                 s.dead_letters,
                 s.words / max(now - state["started"], 1e-9),
                 sum(sizes) / max(len(sizes), 1),
+                100 * busy,
             )
 
     @app.agent(source_topic, name="enrich", concurrency=1)

@@ -4,9 +4,10 @@ Synchronous and broker-free: the worker runs it in a thread, tests run it direct
 failures are contained by bisection: a failing batch is split in halves until the record that
 fails alone is found; that record becomes a dead letter and the rest go on.
 
-Each buffer runs inside spaCy's memory zone: every string a buffer adds to the vocab (package
-names, URLs, numbers: a stream never runs out of new ones) is dropped when the buffer is done,
-so a long-running worker's memory stays flat. Outputs are serialized inside the zone. After
+Each buffer runs inside spaCy's memory zone (stream/zones.py): every string a buffer adds to
+the vocab (package names, URLs, numbers: a stream never runs out of new ones) is dropped when
+the buffer is done, and the vocab's hash tables are kept from growing, so a long-running
+worker's memory stays flat. Outputs are serialized inside the zone. After
 each buffer the freed heap goes back to the OS (stream/memory.py: glibc would keep it).
 """
 
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from .enrich import HeavyFields, ModelInfo, dumps, enrich
 from .memory import release_freed_memory
 from .records import InputRecord, InvalidRecord, Source, dead_letter, parse
+from .zones import buffer_zone
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ProcessorStats:
     model_failures: int = 0
     words: int = 0
     batches: int = 0
+    busy_s: float = 0.0  # wall time inside ``process``: how busy the model thread is
     dead_letter_kinds: dict[str, int] = field(default_factory=dict)
 
 
@@ -73,14 +75,12 @@ class BatchProcessor:
         self.batch_size = batch_size
         self.stats = ProcessorStats()
 
-    def _memory_zone(self) -> AbstractContextManager[Any]:
-        zone = getattr(self.nlp, "memory_zone", None)  # spaCy >= 3.8
-        return zone() if zone is not None else nullcontext()
-
     def process(self, messages: list[RawMessage]) -> list[Output]:
-        with self._memory_zone():
+        t0 = time.perf_counter()
+        with buffer_zone(self.nlp):
             outputs = self._process(messages)
         release_freed_memory()
+        self.stats.busy_s += time.perf_counter() - t0
         return outputs
 
     def _process(self, messages: list[RawMessage]) -> list[Output]:

@@ -106,11 +106,18 @@ def test_a_mixed_batch_gives_one_output_per_message_in_order(nlp: Any) -> None:
 
 def test_stats_add_up_over_batches_and_an_empty_batch_is_fine(nlp: Any) -> None:
     proc = BatchProcessor(nlp, MODEL)
+    start = time.perf_counter()
     assert proc.process([]) == []
     proc.process([_msg(_good(1), 0), _msg(b"", 1)])
+    t0 = time.perf_counter()
     proc.process([_msg(_good(2), 2)])
+    end = time.perf_counter()
+    last, total = end - t0, end - start
     assert (proc.stats.records, proc.stats.enriched, proc.stats.dead_letters) == (3, 2, 1)
     assert proc.stats.batches == 3
+    # the model thread's busy time (the worker logs its share): every call counts, and no
+    # more than the calls took
+    assert 0 < last <= proc.stats.busy_s <= total
 
 
 def test_heavy_fields_and_no_worker_reach_the_output(nlp: Any) -> None:
