@@ -112,6 +112,12 @@ class Settings:
         "torch's large CPU tensors on 2 MiB pages (THP_MEM_ALLOC_ENABLE): takes back the page "
         "faults that fresh mappings cost",
     )
+    onednn_cache: int = _f(
+        0,
+        "kernels oneDNN keeps compiled, one per tensor shape (ONEDNN_PRIMITIVE_CACHE_CAPACITY); "
+        "sub-batch shapes hardly repeat, so a cache only grows: 0 = none (lower, flat RSS and "
+        "no slower), -1 = oneDNN's default of 1,024",
+    )
     # Monitoring (stream_trf/monitor): windows, reference, alert thresholds
     metrics_topic: str = _f(
         "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
@@ -223,6 +229,10 @@ class Settings:
             raise ValueError(
                 f"mmap_threshold_mb must be in [0, {MAX_MMAP_THRESHOLD_MB}] MiB (0: glibc's own), "
                 f"got {self.mmap_threshold_mb}"
+            )
+        if self.onednn_cache < -1:
+            raise ValueError(
+                f"onednn_cache must be -1 (oneDNN's default) or at least 0, got {self.onednn_cache}"
             )
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")

@@ -299,6 +299,7 @@ def run_worker(
                     "model",
                     "mmap_threshold_mb",
                     "huge_pages",
+                    "onednn_cache",
                 )
             },
             "words_per_batch": wpb,

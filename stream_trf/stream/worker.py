@@ -174,7 +174,11 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     asyncio.set_event_loop(loop)
     loop.run_until_complete(wait_for_broker(settings))
     # before the model loads: torch reads its huge-page switch at its first allocation
-    allocator = configure_allocator(settings.mmap_threshold_mb, settings.huge_pages)
+    allocator = configure_allocator(
+        settings.mmap_threshold_mb,
+        settings.huge_pages,
+        onednn_cache=settings.onednn_cache if settings.onednn_cache >= 0 else None,
+    )
     log.info("memory: %s", allocator.describe())
     processor = build_processor(settings)
     log.info("model %s %s loaded", processor.model.name, processor.model.version)

@@ -3,6 +3,8 @@ large blocks get their own mappings once the threshold is pinned (glibc)."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -173,3 +175,59 @@ def test_torch_tensors_land_on_huge_pages_where_the_kernel_allows() -> None:
         assert r["huge_kb"] >= 8 * 1024  # most of the 16 MiB tensor on 2 MiB pages
     else:  # the kernel has THP off: nothing can be on huge pages
         assert r["huge_kb"] == 0
+
+
+ONEDNN = textwrap.dedent(
+    """
+    import json, sys
+    from stream_trf.stream.memory import configure_allocator
+
+    cache = None if sys.argv[1] == "default" else int(sys.argv[1])
+    setup = configure_allocator(0, huge_pages=False, onednn_cache=cache)  # as the worker
+    import torch
+
+    x = torch.ones(3, 7, 1536)
+    for _ in range(3):  # the same shape three times: a kernel cache compiles it once
+        torch.nn.functional.gelu(x)
+    print(json.dumps({"cache": setup.onednn_cache}))
+    """
+)
+
+
+def _gelu_kernels(cache: str) -> tuple[list[str], int | None]:
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    env["ONEDNN_VERBOSE"] = "2"  # oneDNN reports each kernel it creates: cache hit or miss
+    out = subprocess.run(
+        [sys.executable, "-c", ONEDNN, cache], capture_output=True, text=True, check=True, env=env
+    ).stdout.splitlines()
+    created = [
+        line.split(",")[3]
+        for line in out
+        if line.startswith("onednn_verbose") and ",eltwise," in line and ",create:" in line
+    ]
+    return created, json.loads(out[-1])["cache"]
+
+
+def test_onednn_kernel_cache_is_sized_before_the_first_kernel() -> None:
+    """The model's GELU runs through oneDNN: with its default cache a shape is compiled once and
+    then found; with the worker's 0 it is compiled at each call and nothing is kept."""
+    default, reported = _gelu_kernels("default")
+    assert reported is None
+    assert default == ["create:cache_miss", "create:cache_hit", "create:cache_hit"]
+    none, reported = _gelu_kernels("0")
+    assert reported == 0
+    assert none == ["create:cache_miss"] * 3
+
+
+def test_the_operators_onednn_cache_wins_and_a_negative_one_is_refused() -> None:
+    from stream_trf.stream.memory import configure_allocator
+
+    env = {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "64"}
+    assert configure_allocator(0, False, environ=env, onednn_cache=0).onednn_cache == 64
+    assert env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == "64"
+    mine: dict[str, str] = {}
+    setup = configure_allocator(0, False, environ=mine, onednn_cache=0)
+    assert mine == {"ONEDNN_PRIMITIVE_CACHE_CAPACITY": "0"}
+    assert "oneDNN kernel cache 0" in setup.describe()
+    with pytest.raises(ValueError, match="onednn_cache"):
+        configure_allocator(0, False, environ={}, onednn_cache=-1)
