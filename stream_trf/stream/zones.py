@@ -4,12 +4,12 @@ A stream never runs out of new words, so every buffer runs inside ``nlp.memory_z
 (spaCy ≥ 3.8): the lexemes and strings its docs added are freed when the buffer is done. The
 zone frees the entries, not the room they took in the vocab's two hash tables (preshed maps:
 the vocab's lexemes by orth, the string store's strings by hash). A cleared key leaves a
-tombstone; new keys reuse a tombstone only when their probe happens to cross one, and a table
-whose live keys plus tombstones reach 60 % doubles, whatever few keys are live. Each table
-therefore grows by about 16 bytes per transient entry, for ever: ``spacy.blank("en")``, 20,000
-new words per zone, went 284 → 414 MB over 4 M words (2 tables × 16 bytes per word). Inside a
-zone every lexeme is transient (even a common word's), so a worker adds about 13 per doc:
-~66 MB an hour at 44 docs/s, 1.6 GB a day.
+tombstone. A key seen before lands on its own tombstone again, but a new key reuses one only
+when its probe happens to cross it, and a table whose live keys plus tombstones reach 60 %
+doubles, however few keys are live. Each table therefore grows by about 16 bytes per word no
+zone has seen before, for ever: ``spacy.blank("en")``, 20,000 new words per zone, went 285 →
+418 MB over 4 M new words (``bench/zone_tables.py``). A stream keeps bringing such words
+(package names, versions, URLs): small over minutes, unbounded over days.
 
 ``buffer_zone`` opens the zone and, once it has closed, rebuilds a table whose capacity has
 outgrown its live keys (``compact_vocab_tables``): the string store's from its live entries
@@ -17,8 +17,8 @@ outgrown its live keys (``compact_vocab_tables``): the string store's from its l
 the lexemes made outside any zone too (the tokenizer's special cases still point at theirs,
 which stay allocated): spaCy makes them again, identical, from the strings and the language's
 attribute getters, when next needed. Attributes written onto a lexeme by hand are not kept;
-the worker writes none. Process-wide state: the worker calls it between buffers, from the
-model thread, when no doc of the closed zone is alive.
+the worker writes none. Not thread-safe: the worker compacts between buffers, in the model
+thread, when no doc of the closed zone is alive.
 """
 
 from __future__ import annotations
