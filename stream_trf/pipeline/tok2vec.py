@@ -327,9 +327,7 @@ class TransformerTok2Vec(BatchPipe):
         ):
             return None, None
         owners, wps = inputs.owners, inputs.wordpieces
-        offsets = np.zeros(len(wps) + 1, dtype=np.int64)
-        np.cumsum([len(wp.ids) for wp in wps], out=offsets[1:])
-        starts = offsets.tolist()
+        starts = _doc_offsets(wps).tolist()
         rows = np.empty((starts[-1], self.runner.width), dtype=np.float32)
         into: list[np.ndarray | None] = [None] * len(owners)
         for k, (d, s) in enumerate(owners):
@@ -387,8 +385,7 @@ class TransformerTok2Vec(BatchPipe):
         runner = self.runner
         keep_hidden = bool(self.cfg["output_hidden_states"])
         keep_attentions = bool(self.cfg["output_attentions"])
-        starts = np.zeros(len(wps) + 1, dtype=np.int64)
-        np.cumsum([len(wp.ids) for wp in wps], out=starts[1:])
+        starts = _doc_offsets(wps)
         first = next((o for o in outputs if o is not None), None)
         n_layers = len(first.hidden_states or []) if first is not None else 0
         # ``filled``: the lanes already wrote the single-window sentences' rows into it
@@ -595,6 +592,13 @@ class TransformerTok2Vec(BatchPipe):
         src = runner.model_dir / "tokenizer_config.json"
         if src.exists():
             shutil.copy(src, hf_dir / "tokenizer_config.json")
+
+
+def _doc_offsets(wps: list[DocWordpieces]) -> np.ndarray:
+    """Where each doc's wordpiece rows start in the batch's array (and, last, its length)."""
+    offsets = np.zeros(len(wps) + 1, dtype=np.int64)
+    np.cumsum([len(wp.ids) for wp in wps], out=offsets[1:])
+    return offsets
 
 
 def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
