@@ -52,8 +52,10 @@ PER_PASS = 2048
 if args.trim == "0":
     proc_module.release_freed_memory = lambda: False  # type: ignore[assignment]
 texts = read_texts(default_data_path(), PER_PASS * max(1, args.new_docs_passes))
-nlp = stream_trf.load()
-proc = BatchProcessor(nlp, ModelInfo("bench", "1"))
+nlp = stream_trf.load(trace=os.environ.get("STREAM_TRF_TRACE", "auto"))
+proc = BatchProcessor(
+    nlp, ModelInfo("bench", "1"), batch_size=int(os.environ.get("PIPE_BATCH", "256"))
+)
 msgs = [
     RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
     for i, t in enumerate(texts)

@@ -82,6 +82,7 @@ _RUNNER_SETTINGS = (
     "device",
     "precision",
     "packing",
+    "trace",
     "max_length",
     "output_hidden_states",
     "output_attentions",

@@ -65,6 +65,13 @@ class Settings:
         "measured on par with length-bucketed padding",
         choices=("auto", "on", "off"),
     )
+    trace: str = _f(
+        "auto",
+        "run the transformer as a TorchScript trace, checked against the eager model at load: "
+        "auto (on a CPU), on, off; a traced pass holds no GIL, so the lanes and spaCy's Python "
+        "share the cores instead of taking turns",
+        choices=("auto", "on", "off"),
+    )
     processes: int = _f(
         0,
         "worker processes this command runs in the consumer group, each with its own model and "

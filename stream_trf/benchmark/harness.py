@@ -64,6 +64,7 @@ def _recheck_ceiling(ceiling: dict[str, Any], texts_file: Path, model: str, afte
         model,
         {
             "engines": [shape["lanes"]],
+            "graphs": [shape.get("graph", "eager")],
             "row_lengths": [shape["row_length"]],
             "tokens_per_batch": [shape["row_length"] * shape["rows_per_batch"]],
             "max_tokens": shape["row_length"] * shape["rows_per_batch"] * shape["lanes"],

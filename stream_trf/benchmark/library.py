@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .ceiling import _sync, measure_packed, packed_rows
+from .ceiling import _sync, ceiling_model, measure_packed, packed_rows
 
 
 def sentence_wordpieces(texts: list[str], model: str) -> list[np.ndarray]:
@@ -47,7 +47,7 @@ def run_library(
     classifier: Any = None,
     bare: bool = True,
     packing: str = "auto",
-    ceiling_shape: dict[str, int] | None = None,
+    ceiling_shape: dict[str, Any] | None = None,
     pair_chunk_docs: int = 500,
 ) -> dict[str, Any]:
     import stream_trf
@@ -73,6 +73,7 @@ def run_library(
         "words_per_batch": words_per_batch,
         "batch_size": batch_size,
         "packed": runner.packed,
+        "graph": "traced" if runner.traced is not None else "eager",
         "seconds": round(elapsed, 3),
         "wordpieces": n_wp,
         "wordpieces_per_s": round(n_wp / elapsed, 1),
@@ -95,8 +96,11 @@ def run_library(
         with torch.inference_mode():
             _sync(runner.device)
             t1 = time.perf_counter()
-            for inputs in padded:
-                runner.model(**inputs)
+            for inputs in padded:  # the graph the library ran (model/traced.py)
+                if runner.traced is not None:
+                    runner.traced(inputs)
+                else:
+                    runner.model(**inputs)
             _sync(runner.device)
         bare_s = time.perf_counter() - t1
         result["bare_model_same_batches_wordpieces_per_s"] = round(real / bare_s, 1)
@@ -113,7 +117,7 @@ def run_library(
 def paired_with_ceiling(
     nlp: Any,
     texts: list[str],
-    shape: dict[str, int],
+    shape: dict[str, Any],
     *,
     chunk_docs: int = 500,
     batch_size: int = 256,
@@ -122,12 +126,13 @@ def paired_with_ceiling(
 
     Each chunk is timed as ``nlp.pipe`` over its texts, then as the bare model over the
     chunk's wordpieces (boundary tokens included) packed into ``shape`` (the ceiling's best:
-    ``lanes``, ``row_length``, ``rows_per_batch``). The ratio is of the summed times. Chunk
+    ``graph``, ``lanes``, ``row_length``, ``rows_per_batch``). The ratio is of the summed times. Chunk
     edges cost the library its pipelining (it starts and drains once per chunk), so the
     paired ratio errs low, not high.
     """
     runner = nlp.get_pipe("trf_tok2vec").runner
     length, per_batch, lanes = shape["row_length"], shape["rows_per_batch"], shape["lanes"]
+    model = ceiling_model(runner, shape.get("graph", "eager"))
     lib_s = ceil_s = 0.0
     lib_wp = ceil_wp = 0
     chunks = []
@@ -143,7 +148,7 @@ def paired_with_ceiling(
         rows = packed_rows(seqs, length)
         if len(rows) < per_batch * lanes:
             continue  # a tail too short to fill the ceiling's shape is not a fair pair
-        ceil = measure_packed(runner.model, runner.device, rows, per_batch, lanes)
+        ceil = measure_packed(model, runner.device, rows, per_batch, lanes)
         lib_s += lib
         lib_wp += n_wp
         ceil_s += ceil

@@ -26,6 +26,7 @@ from .gpu import resolve_device, to_host
 from .packed import packed_forward, supports_packing
 from .precision import apply_precision
 from .source import model_family
+from .traced import TRACE_MODES, TracedEncoder, trace_encoder
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class TransformerRunner:
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         packing: str = "auto",
+        trace: str = "auto",
     ) -> None:
         from transformers import AutoConfig, AutoModel
         from transformers.utils import logging as hf_logging
@@ -119,6 +121,7 @@ class TransformerRunner:
         )
         self.max_length = max_length or self._default_max_length()
         self.packed = self._choose_packing(packing)
+        self.traced = self._choose_trace(trace)
         self.stats = RunnerStats()
 
     def _choose_packing(self, packing: str) -> bool:
@@ -136,6 +139,24 @@ class TransformerRunner:
                 log.warning("packing: %s has no packed path; padding instead", self.family)
             return False
         return packing == "on" or self.device.type == "cuda"
+
+    def _choose_trace(self, trace: str) -> TracedEncoder | None:
+        """Inference through a TorchScript trace (model/traced.py), which frees the GIL for the
+        Python beside the lanes: ``auto`` traces on a CPU, ``on`` on any device, ``off`` never.
+        Hidden states, attention weights and padding-free runs keep the eager model."""
+        if trace not in TRACE_MODES:
+            raise ValueError(f"trace must be one of {TRACE_MODES}, got {trace!r}")
+        if trace == "off" or (trace == "auto" and self.device.type != "cpu"):
+            return None
+        if self.packed or self.output_hidden_states or self.output_attentions:
+            return None
+        return trace_encoder(
+            self.model,
+            vocab_size=int(getattr(self.config, "vocab_size", 0) or 2),
+            pad_id=self.pad_id,
+            with_types=self._accepts_types,
+            device=self.device,
+        )
 
     def _default_max_length(self) -> int:
         """The longest sequence the model takes: the tokenizer's ``model_max_length`` when
@@ -205,6 +226,8 @@ class TransformerRunner:
                 if self.packed:
                     return self._predict_packed(ids, type_ids)
                 inputs = self.pad(ids, type_ids)
+                if self.traced is not None:
+                    return self._unpad_rows(self.traced(inputs), [len(x) for x in ids], into)
                 out = self.forward(inputs)
                 return self._unpad(out, [len(x) for x in ids], into)
         except Exception as err:
@@ -245,9 +268,21 @@ class TransformerRunner:
     def _unpad(
         self, out: Any, lengths: list[int], into: Sequence[FloatArray | None] | None = None
     ) -> list[SequenceOutput]:
-        last = to_host(out.last_hidden_state)
-        hidden = [to_host(h) for h in out.hidden_states] if out.hidden_states is not None else None
-        attn = [to_host(a) for a in out.attentions] if out.attentions is not None else None
+        return self._unpad_rows(
+            out.last_hidden_state, lengths, into, out.hidden_states, out.attentions
+        )
+
+    def _unpad_rows(
+        self,
+        last_t: torch.Tensor,
+        lengths: list[int],
+        into: Sequence[FloatArray | None] | None = None,
+        hidden_t: Sequence[torch.Tensor] | None = None,
+        attn_t: Sequence[torch.Tensor] | None = None,
+    ) -> list[SequenceOutput]:
+        last = to_host(last_t)
+        hidden = [to_host(h) for h in hidden_t] if hidden_t is not None else None
+        attn = [to_host(a) for a in attn_t] if attn_t is not None else None
         self.stats.add(len(lengths), sum(lengths), len(lengths) * last.shape[1])
         results = []
         for i, n in enumerate(lengths):

@@ -113,6 +113,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
         words_per_batch=settings.words_per_batch,
         precision=settings.precision,
         packing=settings.packing,
+        trace=settings.trace,
     )
     tok2vec = nlp.get_pipe("trf_tok2vec")
     tok2vec.cfg["words_per_batch"] = worker_words_per_batch(

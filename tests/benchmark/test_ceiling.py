@@ -30,6 +30,7 @@ def test_packed_ceiling_measures_every_shape_and_engine_then_the_best_again(tiny
         engines=(1, 2),
     )
     shapes = result["shapes"]
+    assert {s["graph"] for s in shapes} == {"traced"}  # the sweep runs the first graph
     for lanes in (1, 2):
         assert {(s["row_length"], s["rows_per_batch"]) for s in shapes if s["lanes"] == lanes} == {
             (8, 8),
@@ -40,7 +41,13 @@ def test_packed_ceiling_measures_every_shape_and_engine_then_the_best_again(tiny
     assert all(s["wordpieces"] % s["row_length"] == 0 and s["seconds"] > 0 for s in shapes)
     # each engine's best sample shape is run again on every wordpiece (full rows)
     total = sum(len(s) for s in seqs)
-    assert [e["lanes"] for e in result["engines"]] == [1, 2]
+    # and each engine's best shape runs on every wordpiece with each graph
+    assert [(e["lanes"], e["graph"]) for e in result["engines"]] == [
+        (1, "traced"),
+        (1, "eager"),
+        (2, "traced"),
+        (2, "eager"),
+    ]
     for engine in result["engines"]:
         mine = [s for s in shapes if s["lanes"] == engine["lanes"]]
         best = max(mine, key=lambda s: s["wordpieces_per_s"])
@@ -49,7 +56,11 @@ def test_packed_ceiling_measures_every_shape_and_engine_then_the_best_again(tiny
             best["rows_per_batch"],
         )
         assert engine["wordpieces"] == total // engine["row_length"] * engine["row_length"]
-    assert result["wordpieces_per_s"] == max(e["wordpieces_per_s"] for e in result["engines"])
+    top = max(result["engines"], key=lambda e: e["wordpieces_per_s"])
+    assert result["wordpieces_per_s"] == top["wordpieces_per_s"]
+    assert result["best_shape"] == {
+        k: top[k] for k in ("graph", "lanes", "row_length", "rows_per_batch")
+    }
 
 
 class _CountingModel:
@@ -81,3 +92,20 @@ def test_lanes_share_the_rows_and_run_single_threaded() -> None:
     assert threading.get_ident() not in {t for t, _b, _n in timed}
     assert {n for _t, _b, n in timed} == {max(1, main_threads // 2)}
     assert torch.get_num_threads() == main_threads  # the caller's setting is untouched
+
+
+def test_the_traced_ceiling_runs_the_same_model(tiny_models) -> None:
+    import pytest
+
+    from stream_trf.benchmark.ceiling import ceiling_model
+    from stream_trf.model.runner import TransformerRunner
+
+    runner = TransformerRunner(tiny_models["bert"], trace="on")
+    ids = torch.from_numpy(packed_rows([np.arange(5, 105)], 25))
+    mask = torch.ones_like(ids)
+    with torch.inference_mode():
+        eager = ceiling_model(runner, "eager")(input_ids=ids, attention_mask=mask)
+        traced = ceiling_model(runner, "traced")(input_ids=ids, attention_mask=mask)
+    np.testing.assert_allclose(traced.numpy(), eager.last_hidden_state.numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="no 'traced' graph"):
+        ceiling_model(TransformerRunner(tiny_models["bert"], trace="off"), "traced")

@@ -1,4 +1,4 @@
-"""The runner: default max length, device choice, out-of-memory splitting."""
+"""The runner: default max length, device choice, out-of-memory splitting (eager and traced)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def test_device_follows_the_machine() -> None:
 
 @pytest.mark.parametrize("packing", ["off", "on"])
 def test_out_of_memory_splits_the_batch(tiny_models, packing: str) -> None:
-    runner = TransformerRunner(tiny_models["bert"], packing=packing)
+    runner = TransformerRunner(tiny_models["bert"], packing=packing, trace="off")
     ids = [np.array([2, 10 + i, 11, 12, 3][: 3 + i % 3], dtype=np.int64) for i in range(8)]
     expected = runner.predict(ids, [None] * 8)
     calls = []
@@ -59,7 +59,7 @@ def test_out_of_memory_splits_the_batch(tiny_models, packing: str) -> None:
 
 
 def test_other_errors_are_not_swallowed(tiny_models) -> None:
-    runner = TransformerRunner(tiny_models["bert"], packing="off")
+    runner = TransformerRunner(tiny_models["bert"], packing="off", trace="off")
 
     def broken(inputs):
         raise RuntimeError("something else")
@@ -67,3 +67,23 @@ def test_other_errors_are_not_swallowed(tiny_models) -> None:
     runner.forward = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="something else"):
         runner.predict([np.array([2, 3])], [None])
+
+
+def test_out_of_memory_splits_the_batch_when_traced(tiny_models) -> None:
+    runner = TransformerRunner(tiny_models["bert"], packing="off", trace="on")
+    assert runner.traced is not None
+    ids = [np.array([2, 10 + i, 11, 12, 3][: 3 + i % 3], dtype=np.int64) for i in range(8)]
+    expected = runner.predict(ids, [None] * 8)
+    real_traced, calls = runner.traced, []
+
+    def flaky(inputs):
+        calls.append(inputs["input_ids"].shape[0])
+        if inputs["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_traced(inputs)
+
+    runner.traced = flaky  # type: ignore[assignment]
+    got = runner.predict(ids, [None] * 8)
+    assert calls[0] == 8 and max(calls[1:]) <= 4 and runner.stats.oom_splits >= 3
+    for a, b in zip(expected, got):
+        np.testing.assert_allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-5)
