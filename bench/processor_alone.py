@@ -14,6 +14,7 @@ or a leak; system bytes that grow while live bytes stay are fragmentation.
 
     python bench/processor_alone.py 4 1 1 8      # mmap threshold MiB, torch huge pages,
                                                 # malloc_trim per buffer, buffers
+    python bench/processor_alone.py 4 1 1 8 --trace off   # the eager model
     PYTHONPATH=/tmp/old python bench/processor_alone.py 4 1 1 8
     ONEDNN_PRIMITIVE_CACHE_CAPACITY=0 python bench/processor_alone.py 4 1 1 --new-docs-passes 6
 """
@@ -37,6 +38,8 @@ ap.add_argument("huge", choices=("0", "1"), help="torch's huge pages")
 ap.add_argument("trim", choices=("0", "1"), help="malloc_trim after each buffer")
 ap.add_argument("buffers", type=int, nargs="?", default=8, help="timed buffers (speed mode)")
 ap.add_argument("--new-docs-passes", type=int, default=0, help="growth mode: passes over new docs")
+ap.add_argument("--trace", choices=("auto", "on", "off"), default="auto", help="trf_tok2vec trace")
+ap.add_argument("--pipe-batch", type=int, default=256, help="nlp.pipe batch size in a buffer")
 args = ap.parse_args()
 setup = configure_allocator(args.threshold_mb, args.huge == "1")
 
@@ -52,10 +55,8 @@ PER_PASS = 2048
 if args.trim == "0":
     proc_module.release_freed_memory = lambda: False  # type: ignore[assignment]
 texts = read_texts(default_data_path(), PER_PASS * max(1, args.new_docs_passes))
-nlp = stream_trf.load(trace=os.environ.get("STREAM_TRF_TRACE", "auto"))
-proc = BatchProcessor(
-    nlp, ModelInfo("bench", "1"), batch_size=int(os.environ.get("PIPE_BATCH", "256"))
-)
+nlp = stream_trf.load(trace=args.trace)
+proc = BatchProcessor(nlp, ModelInfo("bench", "1"), batch_size=args.pipe_batch)
 msgs = [
     RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
     for i, t in enumerate(texts)
@@ -122,6 +123,8 @@ print(
             "code": stream_trf.__file__,
             "setup": setup.describe(),
             "trim": args.trim == "1",
+            "graph": "traced" if nlp.get_pipe("trf_tok2vec").runner.traced is not None else "eager",
+            "pipe_batch": args.pipe_batch,
             "docs": docs,
             "seconds": round(wall, 2),
             "docs_per_s": round(docs / wall, 2),

@@ -3,12 +3,11 @@
 Why: the eager model runs its Python (Hugging Face's modules, masks, the dispatcher) between
 every kernel, and needs the GIL for it. Beside a thread that runs Python (spaCy's tokenizer, the
 wordpiecer, the alignment, serialization) each lane queues for the GIL dozens of times per
-pass. Measured on 2 cores (all-MiniLM-L6-v2, two lanes on the library's sub-batches, a thread
-tokenizing beside them): eager, the lanes ran 0.40-0.44 of their speed alone while the tokenizer
-got 0.75 of a core — 0.78-0.81 of the machine did work, the rest was spent waiting; traced,
-0.59 of their speed beside 0.75-0.84 of a core: 0.97-1.01 of the machine. A traced module runs
+pass. ``python bench/gil_contention.py`` (2 cores, all-MiniLM-L6-v2, two lanes on the library's
+sub-batches, the tokenizer running beside them): eager, 0.69-0.76 of the machine did work (1.68
+cores busy, the rest waiting for the GIL); traced, 0.93-0.96 (1.95 cores). A traced module runs
 its whole graph in C++ with the GIL released, so the Python beside it and the lanes share the
-cores instead of taking turns. Alone it is also 3-4 % faster (no per-operator Python).
+cores instead of taking turns. Alone it is also a few % faster (no per-operator Python).
 
 A trace records the operators one example ran; anything the model decided in Python from that
 example's values is frozen into it. The example therefore has padding (the mask path stays), and
