@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from spacy.tokens import Doc, Span, Token
 
-from ..text.alignment import Ragged, RebuildMatrix
+from ..text.alignment import Ragged, RebuildMatrix, rebuild
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -150,14 +150,29 @@ def doc_vector(doc: Doc) -> Any:
     return out.last_hidden_state.mean(axis=0)
 
 
+def token_rows(doc: Doc) -> Any:
+    """``doc.tensor``: one row per spaCy token, built here from the wordpiece rows (and kept
+    on the doc) when ``trf_tok2vec`` ran with ``doc_tensor=False`` and left it empty."""
+    tensor = doc.tensor
+    if tensor.ndim == 2 and tensor.shape[0] == len(doc):
+        return tensor
+    wp, out = _wp(doc), _out(doc)
+    if wp is None or out is None:
+        return tensor
+    built: Any = rebuild(wp.rebuild, np.asarray(out.last_hidden_state, dtype=np.float32))
+    doc.tensor = built
+    return built
+
+
 def span_vector(span: Span) -> Any:
+    tensor = token_rows(span.doc)
     if len(span) == 0:
-        return np.zeros((span.doc.tensor.shape[1],), dtype=np.float32)
-    return span.doc.tensor[span.start : span.end].mean(axis=0)
+        return np.zeros((tensor.shape[1],), dtype=np.float32)
+    return tensor[span.start : span.end].mean(axis=0)
 
 
 def token_vector(token: Token) -> Any:
-    return token.doc.tensor[token.i]
+    return token_rows(token.doc)[token.i]
 
 
 def _doc_norm(doc: Doc) -> float:

@@ -79,6 +79,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "precision": "fp32",
     "packing": "auto",
     "trace": "auto",
+    "doc_tensor": True,
     "prefetch": 1,
     "lanes": 0,
     # Training through nlp.update (see pipeline/training.py)
@@ -106,6 +107,7 @@ def make_tok2vec(
     precision: str,
     packing: str,
     trace: str,
+    doc_tensor: bool,
     prefetch: int,
     lanes: int,
     grad_factor: float,
@@ -156,6 +158,7 @@ def make_tok2vec(
         precision=precision,
         packing=packing,
         trace=trace,
+        doc_tensor=doc_tensor,
         prefetch=prefetch,
         lanes=lanes,
         grad_factor=grad_factor,
@@ -428,7 +431,11 @@ class TransformerTok2Vec(BatchPipe):
                     attentions[d].append(out.attentions or [])
                     attention_pieces[d].append(_window_rows(wps[d], s, w))
             k = j
-        tensors, _ = rebuild_batch([wp.rebuild for wp in wps], rows)
+        tensors = (
+            rebuild_batch([wp.rebuild for wp in wps], rows)[0]
+            if self.cfg.get("doc_tensor", True)
+            else None
+        )
         for d, doc in enumerate(docs):
             a, b = offsets[d], offsets[d + 1]
             doc._.trf_outputs = TransformerOutputs(
@@ -440,7 +447,10 @@ class TransformerTok2Vec(BatchPipe):
                 model_name=runner.name,
             )
             doc._.trf_d_last_hidden_state = None  # created by training (update) only
-            doc.tensor = cast(Any, tensors[d])
+            if tensors is not None:
+                doc.tensor = cast(Any, tensors[d])
+            else:  # built on first use (extensions.token_rows); a reused doc's old rows go
+                doc.tensor = cast(Any, np.zeros((0, runner.width), dtype=np.float32))
             set_vector_hooks(doc)
 
     # --- training (pipeline/training.py explains the mechanism) ----------------------------

@@ -14,6 +14,7 @@ import orjson
 from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, SENT_START
 from spacy.tokens import Doc
 
+from ..pipeline.extensions import token_rows
 from .records import InputRecord
 
 ENRICHED_SCHEMA = "stream_trf/enriched/v1"
@@ -73,7 +74,7 @@ def enrich(
     heavy = heavy or HeavyFields()
     if heavy.tokens:
         out["tokens"] = [t.text for t in doc]
-        out["token_vectors"] = np.asarray(doc.tensor, dtype=np.float32)
+        out["token_vectors"] = np.asarray(token_rows(doc), dtype=np.float32)
     if heavy.wordpieces:
         out["wordpieces"] = list(doc._.trf_word_pieces_)
         out["alignment"] = doc._.trf_alignment

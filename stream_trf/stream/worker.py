@@ -119,6 +119,9 @@ def build_processor(settings: Settings) -> BatchProcessor:
     tok2vec.cfg["words_per_batch"] = worker_words_per_batch(
         settings.words_per_batch, tok2vec.runner.device.type
     )
+    # Token rows only when records carry them: doc vectors and classes come from the
+    # wordpiece rows, and a full buffer's doc.tensor arrays were ~28 MB and a serial step.
+    tok2vec.cfg["doc_tensor"] = settings.emit_tokens
     return BatchProcessor(
         nlp,
         model_info(nlp, settings.model),

@@ -373,3 +373,21 @@ def test_lanes_write_single_window_rows_into_the_batch_array(tiny_dir: Path) -> 
     first = got[0]._.trf_last_hidden_state.base
     assert first is not None
     assert all(d._.trf_last_hidden_state.base is first for d in got)
+
+
+def test_doc_tensor_off_leaves_it_empty_until_token_rows_are_asked_for(tiny_dir: Path) -> None:
+    eager = stream_trf.load(str(tiny_dir))
+    lazy = stream_trf.load(str(tiny_dir), doc_tensor=False)
+    from stream_trf.pipeline.extensions import token_rows
+
+    for want, doc in zip(eager.pipe(TEXTS), lazy.pipe(TEXTS)):
+        assert doc.tensor.size == 0  # nothing built while the docs went through
+        np.testing.assert_allclose(doc.vector, want.vector, atol=1e-5)  # from wordpiece rows
+        assert doc.tensor.size == 0
+        span = doc[1:3]
+        np.testing.assert_allclose(span.vector, want[1:3].vector, atol=1e-5)
+        # the first token or span vector built doc.tensor, the same as the eager rebuild
+        assert doc.tensor.shape == want.tensor.shape
+        np.testing.assert_allclose(doc.tensor, want.tensor, atol=1e-5)
+        np.testing.assert_allclose(doc[0].vector, want[0].vector, atol=1e-5)
+        assert token_rows(doc) is token_rows(doc)  # kept on the doc, not rebuilt each time

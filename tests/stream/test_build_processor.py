@@ -20,3 +20,31 @@ def test_auto_words_per_batch_is_the_workers_own_and_a_setting_wins(
     device = tok2vec.runner.device.type
     want = expected if expected is not None else WORKER_AUTO_WORDS_PER_BATCH[device]
     assert tok2vec.words_per_batch == want
+
+
+@pytest.mark.parametrize("emit_tokens", [False, True])
+def test_token_rows_are_built_only_when_records_carry_them(
+    tiny_models: dict[str, Path], emit_tokens: bool
+) -> None:
+    import numpy as np
+    import orjson
+
+    from stream_trf.stream.processor import RawMessage
+    from stream_trf.stream.records import Source
+
+    settings = Settings(model=str(tiny_models["bert"]), emit_tokens=emit_tokens)
+    processor = build_processor(settings)
+    assert processor.nlp.get_pipe("trf_tok2vec").cfg["doc_tensor"] is emit_tokens
+    text = "Tools for the stream. They enrich records."
+    msg = RawMessage(orjson.dumps({"id": "a", "text": text}), Source("in", 0, 0))
+    (out,) = processor.process([msg])
+    record = orjson.loads(out.value)
+    reference = processor.nlp(text)  # eager rows or not, the doc vector is the same
+    np.testing.assert_allclose(record["doc_vector"], reference.vector, atol=1e-5)
+    if emit_tokens:
+        from stream_trf.pipeline.extensions import token_rows
+
+        assert len(record["token_vectors"]) == len(reference)
+        np.testing.assert_allclose(record["token_vectors"], token_rows(reference), atol=1e-5)
+    else:
+        assert "token_vectors" not in record
