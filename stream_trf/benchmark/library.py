@@ -97,10 +97,7 @@ def run_library(
             _sync(runner.device)
             t1 = time.perf_counter()
             for inputs in padded:  # the graph the library ran (model/traced.py)
-                if runner.traced is not None:
-                    runner.traced(inputs)
-                else:
-                    runner.model(**inputs)
+                runner.infer(inputs)
             _sync(runner.device)
         bare_s = time.perf_counter() - t1
         result["bare_model_same_batches_wordpieces_per_s"] = round(real / bare_s, 1)

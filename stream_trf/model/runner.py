@@ -208,6 +208,14 @@ class TransformerRunner:
             return_dict=True,
         )
 
+    def infer(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last hidden state of padded inputs, no gradients: through the trace when there
+        is one (model/traced.py), else the eager model."""
+        if self.traced is not None:
+            return self.traced(inputs)
+        last: torch.Tensor = self.forward(inputs).last_hidden_state
+        return last
+
     def predict(
         self,
         ids: Sequence[IntArray],
@@ -227,7 +235,7 @@ class TransformerRunner:
                     return self._predict_packed(ids, type_ids)
                 inputs = self.pad(ids, type_ids)
                 if self.traced is not None:
-                    return self._unpad_rows(self.traced(inputs), [len(x) for x in ids], into)
+                    return self._unpad_rows(self.infer(inputs), [len(x) for x in ids], into)
                 out = self.forward(inputs)
                 return self._unpad(out, [len(x) for x in ids], into)
         except Exception as err:
