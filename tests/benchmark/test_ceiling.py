@@ -67,6 +67,8 @@ class _CountingModel:
     """Stands in for the model in the timing loop only: records what each call got."""
 
     def __init__(self) -> None:
+        # Per call: the calling Thread object's id (the pool keeps them alive, so ids stay
+        # distinct; OS thread idents are reused when one lane ends before the next starts).
         self.calls: list[tuple[int, list[int], int]] = []
         self.lock = threading.Lock()
 
@@ -74,7 +76,7 @@ class _CountingModel:
         assert bool(attention_mask.all())  # packed rows: nothing is padding
         with self.lock:
             self.calls.append(
-                (threading.get_ident(), input_ids[:, 0].tolist(), torch.get_num_threads())
+                (id(threading.current_thread()), input_ids[:, 0].tolist(), torch.get_num_threads())
             )
 
 
@@ -89,7 +91,7 @@ def test_lanes_share_the_rows_and_run_single_threaded() -> None:
     firsts = sorted(v for _t, batch, _n in timed for v in batch)
     assert firsts == rows[:, 0].tolist()
     assert len({t for t, _b, _n in timed}) == 2
-    assert threading.get_ident() not in {t for t, _b, _n in timed}
+    assert id(threading.current_thread()) not in {t for t, _b, _n in timed}
     assert {n for _t, _b, n in timed} == {max(1, main_threads // 2)}
     assert torch.get_num_threads() == main_threads  # the caller's setting is untouched
 
