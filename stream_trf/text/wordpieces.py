@@ -9,6 +9,8 @@ each carry the same boundary tokens.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain
@@ -96,28 +98,41 @@ def tokenize_sentences(
             empty, empty if with_types else None, empty, empty, [], np.zeros(1, np.int64), empty,
             empty,
         )  # fmt: skip
-    enc = tokenizer(
-        list(texts),
-        add_special_tokens=True,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        return_token_type_ids=with_types,
-        return_attention_mask=False,
-        truncation=False,
-        verbose=False,
-    )
-    lengths = np.fromiter(map(len, enc["input_ids"]), dtype=np.int64, count=n)
+    backend = rust_tokenizer(tokenizer)
+    if backend is not None:
+        encodings = backend.encode_batch(list(texts), add_special_tokens=True)
+        id_lists = [e.ids for e in encodings]
+        special_lists = [e.special_tokens_mask for e in encodings]
+        offset_lists = [e.offsets for e in encodings]
+        string_lists = [e.tokens for e in encodings]
+        type_lists = [e.type_ids for e in encodings] if with_types else []
+    else:
+        enc = tokenizer(
+            list(texts),
+            add_special_tokens=True,
+            return_offsets_mapping=True,
+            return_special_tokens_mask=True,
+            return_token_type_ids=with_types,
+            return_attention_mask=False,
+            truncation=False,
+            verbose=False,
+        )
+        id_lists, special_lists = enc["input_ids"], enc["special_tokens_mask"]
+        offset_lists = enc["offset_mapping"]
+        string_lists = [enc.tokens(i) for i in range(n)]
+        type_lists = enc["token_type_ids"] if with_types else []
+    lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=n)
     bounds = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(lengths, out=bounds[1:])
     total = int(bounds[-1])
-    ids = _flat(enc["input_ids"], np.int64, total)
-    special = _flat(enc["special_tokens_mask"], bool, total)
+    ids = _flat(id_lists, np.int64, total)
+    special = _flat(special_lists, bool, total)
     offsets = np.fromiter(
-        chain.from_iterable(chain.from_iterable(enc["offset_mapping"])),
+        chain.from_iterable(chain.from_iterable(offset_lists)),
         dtype=np.int64,
         count=2 * total,
     ).reshape(total, 2)
-    strings = list(chain.from_iterable(enc.tokens(i) for i in range(n)))
+    strings = list(chain.from_iterable(string_lists))
     guarded = _injectable_ids(tokenizer)
     if len(guarded):
         # A vocabulary that holds its special tokens as ordinary pieces (a Unigram model
@@ -141,8 +156,45 @@ def tokenize_sentences(
     np.minimum.at(first, sentence[content], position[content])
     np.maximum.at(last, sentence[content], position[content])
     n_suffix = np.where(last >= 0, lengths - last - 1, 0)
-    types = _flat(enc["token_type_ids"], np.int64, total) if with_types else None
+    types = _flat(type_lists, np.int64, total) if with_types else None
     return PieceBatch(ids, types, starts, ends, strings, bounds, first, n_suffix)
+
+
+# tokenizer → (its Rust tokenizer, vocabulary size, our copy of it)
+_RUST_COPIES: weakref.WeakKeyDictionary[Any, tuple[Any, int, Any]] = weakref.WeakKeyDictionary()
+
+
+def rust_tokenizer(tokenizer: Any) -> Any | None:
+    """A fast tokenizer's Rust tokenizer, copied, with truncation and padding off; ``None`` for
+    a tokenizer without one.
+
+    Calling it directly skips what ``transformers`` does around it per sentence (building a dict
+    of lists per encoding, then regrouping them): 0.4 s of 0.9 per 2,048 docs, serial work in
+    front of the model. A copy, because ``transformers`` sets truncation and padding on the
+    shared one at every call; its ``split_special_tokens`` (literal "[SEP]" in text stays text)
+    is mirrored at each call, and a vocabulary that grew (added tokens) makes a new copy."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    size = backend.get_vocab_size(with_added_tokens=True)
+    try:
+        cached = _RUST_COPIES.get(tokenizer)
+    except TypeError:  # not weakly referenceable: no cache
+        cached = None
+    if cached is None or cached[0] is not backend or cached[1] != size:
+        from tokenizers import Tokenizer
+
+        copy = Tokenizer.from_str(backend.to_str())
+        copy.no_truncation()
+        copy.no_padding()
+        cached = (backend, size, copy)
+        with contextlib.suppress(TypeError):
+            _RUST_COPIES[tokenizer] = cached
+    copy = cached[2]
+    split = bool(getattr(tokenizer, "split_special_tokens", False))
+    if copy.encode_special_tokens != split:
+        copy.encode_special_tokens = split
+    return copy
 
 
 def _injectable_ids(tokenizer: Any) -> IntArray:

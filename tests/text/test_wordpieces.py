@@ -235,3 +235,63 @@ def test_a_batch_slices_into_the_sentences_the_tokenizer_gives(tiny_dir: Path) -
         assert got.ids.tolist() == ref.ids.tolist() and got.strings == ref.strings
         assert (got.n_prefix, got.n_suffix) == (ref.n_prefix, ref.n_suffix)
         np.testing.assert_array_equal(got.starts, ref.starts)
+
+
+class _WithoutRust:
+    """A tokenizer as ``tokenize_sentences`` sees one without a Rust tokenizer: everything but
+    ``backend_tokenizer`` is the wrapped one's (the path through ``transformers``' call)."""
+
+    def __init__(self, tokenizer: object) -> None:
+        self._tokenizer = tokenizer
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return self._tokenizer(*args, **kwargs)  # type: ignore[operator]
+
+    def __getattr__(self, name: str) -> object:
+        if name == "backend_tokenizer":
+            raise AttributeError(name)
+        return getattr(self._tokenizer, name)
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_the_rust_path_equals_the_transformers_call(
+    family: str, tiny_dir: Path, split: bool
+) -> None:
+    """The Rust tokenizer called directly gives what the ``transformers`` call gives, with the
+    tokenizer's own ``split_special_tokens`` either way."""
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_dir), split_special_tokens=split)
+    texts = TEXTS + LITERALS + ["a <s> b [SEP] c <cls> d </s> <|endoftext|>"]
+    bases = list(range(0, 7 * len(texts), 7))
+    fast = tokenize_sentences(tokenizer, texts, bases)
+    slow = tokenize_sentences(_WithoutRust(tokenizer), texts, bases)
+    for field in ("ids", "starts", "ends", "bounds", "n_prefix", "n_suffix"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+    assert fast.strings == slow.strings
+    if fast.type_ids is None:
+        assert slow.type_ids is None
+    else:
+        np.testing.assert_array_equal(fast.type_ids, slow.type_ids)
+
+
+def test_truncation_set_on_the_tokenizer_does_not_reach_the_sentences(tiny_dir: Path) -> None:
+    """``transformers`` sets truncation on its Rust tokenizer at each call; the library's copy
+    keeps none, so a sentence longer than some earlier call's max_length stays whole."""
+    tokenizer = load_tokenizer(tiny_dir)
+    text = "one two three four five six seven eight nine ten eleven twelve"
+    (before,) = tokenize_sentences(tokenizer, [text], [0])
+    assert len(tokenizer([text], truncation=True, max_length=4)["input_ids"][0]) == 4
+    assert tokenizer.backend_tokenizer.truncation is not None  # the premise
+    (after,) = tokenize_sentences(tokenizer, [text], [0])
+    assert len(after) == len(before) > 4
+    assert after.ids.tolist() == before.ids.tolist()
+
+
+def test_tokens_added_to_the_vocabulary_reach_the_sentences(tiny_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_dir)
+    text = "zqxjv appears here"
+    (before,) = tokenize_sentences(tokenizer, [text], [0])
+    tokenizer.add_tokens(["zqxjv"])
+    (after,) = tokenize_sentences(tokenizer, [text], [0])
+    new_id = tokenizer.convert_tokens_to_ids("zqxjv")
+    assert new_id not in before.ids.tolist()
+    assert new_id in after.ids.tolist()
