@@ -14,6 +14,7 @@ import stream_trf.pipeline.wordpiecer  # noqa: F401  (registers the factory)
 from stream_trf.model.source import load_tokenizer
 from stream_trf.text.wordpieces import (
     class_token_position,
+    rust_tokenizer,
     tokenize_sentences,
     uses_token_types,
 )
@@ -284,6 +285,15 @@ def test_truncation_set_on_the_tokenizer_does_not_reach_the_sentences(tiny_dir: 
     (after,) = tokenize_sentences(tokenizer, [text], [0])
     assert len(after) == len(before) > 4
     assert after.ids.tolist() == before.ids.tolist()
+
+
+def test_the_rust_copy_is_made_once_per_tokenizer(tiny_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_dir)
+    first = rust_tokenizer(tokenizer)
+    assert first is not None
+    assert first is not tokenizer.backend_tokenizer
+    assert rust_tokenizer(tokenizer) is first
+    assert rust_tokenizer(load_tokenizer(tiny_dir)) is not first
 
 
 def test_tokens_added_to_the_vocabulary_reach_the_sentences(tiny_dir: Path) -> None:
