@@ -25,6 +25,7 @@ from stream_trf.stream.memory import configure_allocator, release_freed_memory
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256, 32, 128, 256, 16])
 ap.add_argument("--repeats", type=int, default=3, help="buffers per size (different docs)")
+ap.add_argument("--words-per-batch", type=int, default=0, help="trf_tok2vec's (0: its default)")
 ap.add_argument("--out", type=Path, default=Path("bench/results/buffer-working-set-cpu.json"))
 args = ap.parse_args()
 setup = configure_allocator(4, True, onednn_cache=0)  # the worker's defaults
@@ -47,7 +48,7 @@ def rss_mb() -> float:
 
 
 texts = read_texts(default_data_path(), 2048)
-nlp = stream_trf.load(doc_tensor=False)
+nlp = stream_trf.load(doc_tensor=False, words_per_batch=args.words_per_batch or None)
 proc = BatchProcessor(nlp, ModelInfo("bench", "1"))
 msgs = [
     RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
@@ -115,6 +116,7 @@ result = {
     + " ".join(["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)]),
     "machine": describe(),
     "allocator": setup.describe(),
+    "words_per_batch": nlp.get_pipe("trf_tok2vec").words_per_batch,
     "summary": summary,
     "buffers": rows_out,
 }
