@@ -49,7 +49,7 @@ class Settings:
     )
     words_per_batch: int = _f(
         0,
-        "most padded wordpieces in one transformer sub-batch; 0 = auto: 1000 on a CPU, 8000 "
+        "most padded wordpieces in one transformer sub-batch; 0 = auto: 500 on a CPU, 8000 "
         "on a GPU (the worker's latency at half load on an H100; the library alone uses 32000 "
         "there; measure yours with stream-trf bench --sweep)",
     )
