@@ -9,6 +9,7 @@ array that holds the buffer's wordpiece rows (the one part known to grow with th
 
     python bench/buffer_working_set.py                    # sizes 16 64 256 32 128 256 16
     python bench/buffer_working_set.py --sizes 16 256 --repeats 5
+    python bench/buffer_working_set.py --words-per-batch 1000   # default: the worker's auto (500)
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from stream_trf.stream.memory import configure_allocator, release_freed_memory
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256, 32, 128, 256, 16])
 ap.add_argument("--repeats", type=int, default=3, help="buffers per size (different docs)")
-ap.add_argument("--words-per-batch", type=int, default=0, help="trf_tok2vec's (0: its default)")
+ap.add_argument(
+    "--words-per-batch", type=int, default=0, help="sub-batch size (0: the worker's auto on a CPU)"
+)
 ap.add_argument("--out", type=Path, default=Path("bench/results/buffer-working-set-cpu.json"))
 args = ap.parse_args()
 setup = configure_allocator(4, True, onednn_cache=0)  # the worker's defaults
@@ -38,6 +41,7 @@ from stream_trf.benchmark.machine import describe  # noqa: E402
 from stream_trf.stream.enrich import ModelInfo  # noqa: E402
 from stream_trf.stream.processor import BatchProcessor, RawMessage  # noqa: E402
 from stream_trf.stream.records import Source  # noqa: E402
+from stream_trf.stream.worker import worker_words_per_batch  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -48,7 +52,8 @@ def rss_mb() -> float:
 
 
 texts = read_texts(default_data_path(), 2048)
-nlp = stream_trf.load(doc_tensor=False, words_per_batch=args.words_per_batch or None)
+wpb = args.words_per_batch or worker_words_per_batch(0, "cpu")
+nlp = stream_trf.load(doc_tensor=False, words_per_batch=wpb)
 proc = BatchProcessor(nlp, ModelInfo("bench", "1"))
 msgs = [
     RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
@@ -113,10 +118,11 @@ summary = {
 result = {
     "benchmark": "resident memory of one processor buffer, by buffer size",
     "command": "python bench/buffer_working_set.py "
-    + " ".join(["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)]),
+    + " ".join(["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)])
+    + f" --words-per-batch {wpb}",
     "machine": describe(),
     "allocator": setup.describe(),
-    "words_per_batch": nlp.get_pipe("trf_tok2vec").words_per_batch,
+    "words_per_batch": wpb,
     "summary": summary,
     "buffers": rows_out,
 }

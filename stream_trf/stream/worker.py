@@ -92,7 +92,7 @@ async def wait_for_broker(settings: Settings, *, max_wait: float | None = None) 
 # (saturated, 3 rounds alternating, bench/results/worker-words-per-batch-ab-cpu.json) it ran
 # 54.4 / 56.0 / 54.2 docs/s at 33.0 / 32.0 / 33.0 CPU-ms per doc against 53.5 / 53.2 / 49.6 at
 # 33.6 / 33.7 / 35.9 with 1,000, and a 256-doc buffer's working set is ~12 MB smaller (97 MB
-# over its base against 109, bench/buffer_working_set.py): smaller activations, the same
+# over its base against 109, bench/results/buffer-working-set*-cpu.json): smaller activations, the same
 # padding. (The library's own sweeps split 2-2 between 500 and 1,000; its auto stays.) On a GPU smaller
 # than the library's 32,000: a buffer (≤ 256 docs) is about 27,000 wordpieces, so 32,000 makes
 # it one forward pass while 4 processes share the card; on an H100 that gave p99 2.41 s at half
