@@ -33,3 +33,8 @@ class MissingSentenceBoundaries(StreamTrfError):
 
 class MissingWordpieces(StreamTrfError):
     """The transformer got a doc the wordpiecer has not seen."""
+
+
+class RowsNotKept(StreamTrfError):
+    """A doc whose transformer ran with ``outputs="pooled"`` was asked for per-wordpiece or
+    per-token rows, which that mode does not keep."""

@@ -36,13 +36,32 @@ _FALLBACK_MAX_LENGTH = 512
 PACKINGS = ("auto", "on", "off")
 
 
+@dataclass(frozen=True)
+class PooledRows:
+    """One sequence's rows reduced to what pooled outputs need: their sum (for means) and the
+    first and last rows (where class tokens sit), each (width,)."""
+
+    sum: FloatArray
+    first: FloatArray
+    last: FloatArray
+
+
 @dataclass
 class SequenceOutput:
-    """The model's output for one sequence, unpadded."""
+    """The model's output for one sequence, unpadded: its rows, or (asked for with ``pool``)
+    only their :class:`PooledRows`."""
 
-    last_hidden_state: FloatArray  # (length, width)
+    last_hidden_state: FloatArray | None  # (length, width); None when pooled
     hidden_states: list[FloatArray] | None = None  # per layer, embeddings first
     attentions: list[FloatArray] | None = None  # per layer: (heads, length, length)
+    pooled: PooledRows | None = None
+
+    @property
+    def rows(self) -> FloatArray:
+        """The rows, for callers that asked for them (not pooled)."""
+        if self.last_hidden_state is None:
+            raise ValueError("this sequence's output was pooled: its rows were not kept")
+        return self.last_hidden_state
 
 
 @dataclass
@@ -221,23 +240,28 @@ class TransformerRunner:
         ids: Sequence[IntArray],
         type_ids: Sequence[IntArray | None],
         into: Sequence[FloatArray | None] | None = None,
+        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
         """Run one sub-batch without gradients; split it in halves on out-of-memory.
 
         ``into[i]``, where given, is where sequence ``i``'s last hidden state goes (a slice of
         the caller's array for the whole batch of docs): the lane writes it there and returns
-        it as that output, so no per-sequence copy is made and later gathered again."""
+        it as that output, so no per-sequence copy is made and later gathered again.
+        ``pool[i]`` true: sequence ``i`` comes back as :class:`PooledRows` only, reduced where
+        the model ran (on a GPU only those cross to the host)."""
         if not ids:
             return []
         try:
             with torch.inference_mode():
                 if self.packed:
-                    return self._predict_packed(ids, type_ids)
+                    return self._predict_packed(ids, type_ids, pool)
                 inputs = self.pad(ids, type_ids)
                 if self.traced is not None:
-                    return self._unpad_rows(self.infer(inputs), [len(x) for x in ids], into)
+                    return self._unpad_rows(
+                        self.infer(inputs), [len(x) for x in ids], into, pool=pool
+                    )
                 out = self.forward(inputs)
-                return self._unpad(out, [len(x) for x in ids], into)
+                return self._unpad(out, [len(x) for x in ids], into, pool)
         except Exception as err:
             if not _is_oom(err) or len(ids) == 1:
                 raise
@@ -246,12 +270,21 @@ class TransformerRunner:
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
             half = len(ids) // 2
+
+            def part(xs: Sequence[Any] | None, a: int, b: int | None) -> Any:
+                return xs[a:b] if xs is not None else None
+
             return self.predict(
-                ids[:half], type_ids[:half], into[:half] if into is not None else None
-            ) + self.predict(ids[half:], type_ids[half:], into[half:] if into is not None else None)
+                ids[:half], type_ids[:half], part(into, 0, half), part(pool, 0, half)
+            ) + self.predict(
+                ids[half:], type_ids[half:], part(into, half, None), part(pool, half, None)
+            )
 
     def _predict_packed(
-        self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
+        self,
+        ids: Sequence[IntArray],
+        type_ids: Sequence[IntArray | None],
+        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
         last_t, states_t, lengths = packed_forward(
             self.model,
@@ -260,24 +293,37 @@ class TransformerRunner:
             self.device,
             output_hidden_states=self.output_hidden_states,
         )
-        last = to_host(last_t)
-        states = [to_host(h) for h in states_t] if states_t is not None else None
         total = int(sum(lengths))
         self.stats.add(len(lengths), total, total)
-        bounds = np.concatenate([[0], np.cumsum(lengths)])
-        return [
-            SequenceOutput(
-                last_hidden_state=last[a:b],
-                hidden_states=[h[a:b] for h in states] if states is not None else None,
+        pooled = _pool_packed(last_t, lengths) if pool is not None and any(pool) else None
+        need_rows = pool is None or not all(pool)
+        last = to_host(last_t) if need_rows else None
+        states = [to_host(h) for h in states_t] if states_t is not None else None
+        bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+        results = []
+        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+            if pool is not None and pool[i]:
+                assert pooled is not None
+                results.append(SequenceOutput(None, pooled=pooled[i]))
+                continue
+            assert last is not None
+            results.append(
+                SequenceOutput(
+                    last_hidden_state=last[a:b],
+                    hidden_states=[h[a:b] for h in states] if states is not None else None,
+                )
             )
-            for a, b in itertools.pairwise(bounds)
-        ]
+        return results
 
     def _unpad(
-        self, out: Any, lengths: list[int], into: Sequence[FloatArray | None] | None = None
+        self,
+        out: Any,
+        lengths: list[int],
+        into: Sequence[FloatArray | None] | None = None,
+        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
         return self._unpad_rows(
-            out.last_hidden_state, lengths, into, out.hidden_states, out.attentions
+            out.last_hidden_state, lengths, into, out.hidden_states, out.attentions, pool
         )
 
     def _unpad_rows(
@@ -287,13 +333,21 @@ class TransformerRunner:
         into: Sequence[FloatArray | None] | None = None,
         hidden_t: Sequence[torch.Tensor] | None = None,
         attn_t: Sequence[torch.Tensor] | None = None,
+        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
-        last = to_host(last_t)
+        pooled = _pool_padded(last_t, lengths) if pool is not None and any(pool) else None
+        need_rows = pool is None or not all(pool)
+        last = to_host(last_t) if need_rows else None
         hidden = [to_host(h) for h in hidden_t] if hidden_t is not None else None
         attn = [to_host(a) for a in attn_t] if attn_t is not None else None
-        self.stats.add(len(lengths), sum(lengths), len(lengths) * last.shape[1])
+        self.stats.add(len(lengths), sum(lengths), len(lengths) * last_t.shape[1])
         results = []
         for i, n in enumerate(lengths):
+            if pool is not None and pool[i]:
+                assert pooled is not None
+                results.append(SequenceOutput(None, pooled=pooled[i]))
+                continue
+            assert last is not None
             dest = into[i] if into is not None else None
             if dest is not None:
                 dest[...] = last[i, :n]
@@ -323,3 +377,34 @@ class TransformerRunner:
         AutoModel.from_pretrained(str(self.model_dir), local_files_only=True).save_pretrained(
             str(path)
         )
+
+
+def _float(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision rows summed in float32 (a sum of hundreds of fp16 rows loses digits)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _pool_padded(last_t: torch.Tensor, lengths: list[int]) -> list[PooledRows]:
+    """Each padded sequence's :class:`PooledRows`, reduced on the model's device: one batched
+    matrix product sums the real rows (padding weighs 0), two gathers take the ends."""
+    x = _float(last_t)
+    n = torch.as_tensor(lengths, device=x.device)
+    steps = torch.arange(x.shape[1], device=x.device)
+    weights = (steps[None, :] < n[:, None]).to(x.dtype).unsqueeze(1)
+    sums = to_host(torch.bmm(weights, x).squeeze(1))
+    first = to_host(x[:, 0])
+    final = to_host(x[torch.arange(len(lengths), device=x.device), n - 1])
+    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
+
+
+def _pool_packed(last_t: torch.Tensor, lengths: Sequence[int]) -> list[PooledRows]:
+    """:func:`_pool_padded` for packed rows (all sequences end to end, no padding)."""
+    x = _float(last_t)
+    n = torch.as_tensor(list(lengths), device=x.device)
+    ends = torch.cumsum(n, 0)
+    owner = torch.repeat_interleave(torch.arange(len(n), device=x.device), n)
+    sums_t = torch.zeros((len(n), x.shape[1]), dtype=x.dtype, device=x.device)
+    sums = to_host(sums_t.index_add_(0, owner, x))
+    first = to_host(x[ends - n])
+    final = to_host(x[ends - 1])
+    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(n))]

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from spacy.tokens import Doc, Span, Token
 
+from ..errors import RowsNotKept
 from ..text.alignment import Ragged, RebuildMatrix, rebuild
 
 IntArray = npt.NDArray[np.int64]
@@ -53,16 +54,52 @@ class DocWordpieces:
 
 
 @dataclass
-class TransformerOutputs:
-    """What the transformer computed for one doc, one row per wordpiece of ``DocWordpieces``."""
+class PooledOutputs:
+    """A doc's transformer rows reduced per sentence: what a pipeline that keeps no rows
+    (``trf_tok2vec`` with ``outputs="pooled"``) still knows. Enough for ``doc.vector`` and the
+    text classifier; a full batch of docs' rows (~38 MB for a worker's 256-doc buffer) is
+    never held."""
 
-    last_hidden_state: Any  # (n_wp, width): numpy, or cupy when outputs stay on the device
+    sentence_sums: FloatArray  # (n_sent, width): the sum of each sentence's rows
+    class_rows: FloatArray  # (n_sent, width): each sentence's class-token row
+    sentence_lengths: IntArray  # (n_sent,): wordpieces per sentence, boundary tokens included
+
+    def mean(self) -> FloatArray:
+        """The mean of all the doc's rows (zeros for an empty doc)."""
+        n = int(self.sentence_lengths.sum())
+        if n == 0:
+            return np.zeros(self.sentence_sums.shape[1:], dtype=np.float32)
+        return (self.sentence_sums.sum(axis=0) / n).astype(np.float32, copy=False)
+
+    def sentence_means(self) -> FloatArray:
+        means = self.sentence_sums / np.maximum(self.sentence_lengths, 1)[:, None]
+        return means.astype(np.float32, copy=False)
+
+
+@dataclass
+class TransformerOutputs:
+    """What the transformer computed for one doc: one row per wordpiece of ``DocWordpieces``,
+    or with ``outputs="pooled"`` only their per-sentence :class:`PooledOutputs`."""
+
+    last_hidden_state: Any  # (n_wp, width): numpy, or cupy on the device; None when pooled
     hidden_states: list[Any] | None = None  # per layer, same rows, when configured
     attentions: list[list[Any]] | None = None  # per model sequence: per layer (heads, L, L)
     attention_pieces: list[IntArray] | None = None  # per model sequence: its doc wordpiece rows
     windowed_wordpieces: int = 0  # wordpieces of sentences that needed more than one window
     model_name: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    pooled: PooledOutputs | None = None
+
+    def require_rows(self, what: str) -> Any:
+        """The rows, or a typed error that says how to get them."""
+        if self.last_hidden_state is None:
+            raise RowsNotKept(
+                f"{what} needs the transformer's wordpiece rows, but trf_tok2vec ran with "
+                "outputs='pooled' (the worker's choice when records carry no token vectors), "
+                "which keeps only per-sentence sums and class-token rows. Load the pipeline "
+                "with outputs='rows' (stream_trf.load(..., outputs='rows'))."
+            )
+        return self.last_hidden_state
 
 
 def _wp(doc: Doc) -> DocWordpieces | None:
@@ -118,12 +155,13 @@ def _span_rows(span: Span) -> Any:
     wp, out = _wp(span.doc), _out(span.doc)
     if wp is None or out is None:
         return None
+    hidden = out.require_rows("span._.trf_last_hidden_state")
     rows = np.unique(
         np.concatenate(
             [wp.alignment[i] for i in range(span.start, span.end)] or [np.zeros(0, np.int64)]
         )
     )
-    return out.last_hidden_state[rows]
+    return hidden[rows]
 
 
 # --- vector / similarity hooks ---------------------------------------------------------------
@@ -144,6 +182,8 @@ def doc_vector(doc: Doc) -> Any:
     """The mean of the doc's wordpiece rows (boundary tokens included): for a one-sentence doc
     this is the sentence-transformers mean-pooled embedding. Zeros for an empty doc."""
     out = _out(doc)
+    if out is not None and out.last_hidden_state is None and out.pooled is not None:
+        return out.pooled.mean()
     if out is None or len(out.last_hidden_state) == 0:
         width = doc.tensor.shape[1] if doc.tensor.ndim == 2 else 0
         return np.zeros((width,), dtype=np.float32)
@@ -159,7 +199,8 @@ def token_rows(doc: Doc) -> Any:
     wp, out = _wp(doc), _out(doc)
     if wp is None or out is None:
         return tensor
-    built: Any = rebuild(wp.rebuild, np.asarray(out.last_hidden_state, dtype=np.float32))
+    hidden = out.require_rows("doc.tensor (token and span vectors)")
+    built: Any = rebuild(wp.rebuild, np.asarray(hidden, dtype=np.float32))
     doc.tensor = built
     return built
 

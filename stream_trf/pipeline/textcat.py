@@ -24,8 +24,8 @@ from spacy.scorer import Scorer
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from ..errors import StreamTrfError
-from .extensions import install_extensions
+from ..errors import RowsNotKept, StreamTrfError
+from .extensions import PooledOutputs, install_extensions
 from .training import OptimizerSettings, TorchOptimizer
 
 install_extensions()
@@ -191,12 +191,41 @@ class TransformerTextCat(Pipe):
             pooled = rows[torch.from_numpy(wp.class_token_rows()[: len(sentences)])]
         return self._probabilities(pooled, drop).mean(0)
 
+    def _pooled_probabilities(self, doc: Doc, pooled: PooledOutputs) -> torch.Tensor:
+        """``_doc_probabilities`` from a doc's per-sentence reductions (``trf_tok2vec`` with
+        ``outputs="pooled"``): the same sentences, the same pooling, no rows."""
+        wp = doc._.trf_data
+        if wp is None or wp.n_sentences == 0:
+            zero = torch.zeros((1, self._require_head().in_features))
+            return self._probabilities(zero).mean(0)
+        limit = int(self.cfg.get("max_wordpieces") or 0)
+        if self.cfg["pooling"] == "doc_mean":
+            if limit and limit < len(wp.ids):
+                raise RowsNotKept(
+                    f"{self.name}: pooling='doc_mean' with max_wordpieces={limit} averages "
+                    "the first rows of a doc, which trf_tok2vec with outputs='pooled' does not "
+                    "keep; load the pipeline with outputs='rows'"
+                )
+            return self._probabilities(torch.from_numpy(pooled.mean()[None, :])).mean(0)
+        n = wp.n_sentences
+        if limit:
+            n = max(1, int(np.count_nonzero(wp.sentence_starts[:-1] < limit)))
+        if self.cfg["pooling"] == "mean":
+            chosen = pooled.sentence_means()[:n]
+        else:
+            chosen = pooled.class_rows[:n]
+        return self._probabilities(torch.from_numpy(np.ascontiguousarray(chosen))).mean(0)
+
     def predict(self, docs: Iterable[Doc]) -> np.ndarray:
         self._require_head()
         out = []
         with torch.no_grad():
             for doc in docs:
                 rows = doc._.trf_last_hidden_state
+                outputs = doc._.trf_outputs
+                if rows is None and outputs is not None and outputs.pooled is not None:
+                    out.append(self._pooled_probabilities(doc, outputs.pooled).numpy())
+                    continue
                 if rows is None:
                     raise StreamTrfError(
                         f"{self.name} needs the transformer's rows: put it after trf_tok2vec"

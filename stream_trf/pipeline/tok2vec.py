@@ -30,7 +30,13 @@ from ..model.source import DEFAULT_MODEL, resolve_model_dir
 from ..text.alignment import rebuild_batch
 from ..text.batching import Window, make_batches, plan_windows, stitch
 from .base import BatchPipe
-from .extensions import DocWordpieces, TransformerOutputs, install_extensions, set_vector_hooks
+from .extensions import (
+    DocWordpieces,
+    PooledOutputs,
+    TransformerOutputs,
+    install_extensions,
+    set_vector_hooks,
+)
 from .prefetch import iter_ahead
 from .training import OptimizerSettings, PendingBackward, TorchOptimizer
 
@@ -54,6 +60,7 @@ class InFlight(NamedTuple):
     results: list[Future[list[SequenceOutput]]]  # per sub-batch
     started: float
     rows: np.ndarray | None = None  # every doc's wordpiece rows, written by the lanes
+    pooled: bool = False  # per-sentence reductions only (outputs="pooled")
 
 
 # words_per_batch = 0 ("auto") by device, from the sweeps of `stream-trf bench`: on a 2-core CPU
@@ -61,6 +68,7 @@ class InFlight(NamedTuple):
 # 1,000 / 8,000 / 32,000 (each pass costs launches and Python work however small it is).
 # Training (nlp.update) keeps the CPU figure on any device: gradients need far more memory.
 AUTO_WORDS_PER_BATCH = {"cpu": 1000, "cuda": 32000}
+OUTPUTS = ("rows", "pooled")
 
 
 def auto_words_per_batch(device_type: str) -> int:
@@ -80,6 +88,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "packing": "auto",
     "trace": "auto",
     "doc_tensor": True,
+    "outputs": "rows",
     "prefetch": 1,
     "lanes": 0,
     # Training through nlp.update (see pipeline/training.py)
@@ -108,6 +117,7 @@ def make_tok2vec(
     packing: str,
     trace: str,
     doc_tensor: bool,
+    outputs: str,
     prefetch: int,
     lanes: int,
     grad_factor: float,
@@ -134,6 +144,14 @@ def make_tok2vec(
         only and gated by the fidelity report of ``stream-trf bench --precisions``.
     packing: "auto" runs BERT-family models padding-free on CUDA (variable-length attention,
         model/packed.py); "on" forces it on any device, "off" always pads.
+    doc_tensor: rebuild ``doc.tensor`` (one row per token) as each batch finishes; False
+        builds it on first use instead (``.vector`` of tokens and spans).
+    outputs: "rows" keeps every wordpiece row (``doc._.trf_last_hidden_state``); "pooled"
+        keeps per sentence only the sum of its rows and its class-token row, reduced on the
+        lanes as each sub-batch finishes: ``doc.vector``, similarity and ``trf_textcat`` work,
+        token and span rows raise ``RowsNotKept``. For streams that publish doc-level
+        outputs: a batch's rows are never held (stream_trf.stream.worker uses it). Inference
+        only: training (``nlp.update``) always keeps rows.
     prefetch: in ``nlp.pipe``, batches of docs the upstream components (tokenizer, sentencizer,
         wordpiecer) prepare in a thread while the transformer computes; 0 = none.
     lanes: sub-batches computed at once, each on its own threads (model/lanes.py); 0 = auto:
@@ -159,6 +177,7 @@ def make_tok2vec(
         packing=packing,
         trace=trace,
         doc_tensor=doc_tensor,
+        outputs=outputs,
         prefetch=prefetch,
         lanes=lanes,
         grad_factor=grad_factor,
@@ -190,8 +209,23 @@ class TransformerTok2Vec(BatchPipe):
             )
         if self.cfg["batch_cost"] is not None and float(self.cfg["batch_cost"]) < 0:
             raise ValueError(f"batch_cost must be >= 0, got {self.cfg['batch_cost']}")
+        self._check_outputs()
         self._runner: TransformerRunner | None = None
         self._lanes: Lanes | None = None
+
+    def _check_outputs(self) -> bool:
+        """Whether outputs are pooled; refuses settings that contradict each other."""
+        outputs = self.cfg["outputs"]
+        if outputs not in OUTPUTS:
+            raise ValueError(f"outputs must be one of {OUTPUTS}, got {outputs!r}")
+        if outputs == "pooled" and (
+            self.cfg["output_hidden_states"] or self.cfg["output_attentions"]
+        ):
+            raise ValueError(
+                "outputs='pooled' keeps no rows, so it cannot keep hidden states or attention "
+                "weights either: use outputs='rows' with output_hidden_states/output_attentions"
+            )
+        return bool(outputs == "pooled")
 
     # --- model loading -------------------------------------------------------------------
 
@@ -291,10 +325,12 @@ class TransformerTok2Vec(BatchPipe):
     def set_annotations(self, docs: list[Doc]) -> None:
         self.finish(self.launch(docs))
 
-    def launch(self, docs: list[Doc]) -> InFlight:
+    def launch(self, docs: list[Doc], *, keep_rows: bool = False) -> InFlight:
         """Plan ``docs``' sub-batches and put them on the model lanes (returns at once when
-        there are several lanes; with one, after the model has run)."""
+        there are several lanes; with one, after the model has run). ``keep_rows`` overrides
+        ``outputs="pooled"`` (training needs rows)."""
         started = time.perf_counter()
+        pooled = self._check_outputs() and not keep_rows
         runner = self.runner
         inputs = self.model_inputs(docs)
         ids, types = inputs.ids, inputs.types
@@ -305,17 +341,22 @@ class TransformerTok2Vec(BatchPipe):
         # Biggest first (the lanes take them in order): the last to run are the smallest, so
         # the lanes finish together instead of one idling while another runs the longest.
         batches.sort(key=lambda b: len(b) * lengths[b[-1]], reverse=True)
-        rows, into = self._rows_for_lanes(inputs)
+        if pooled:
+            # a sentence cut into windows is stitched from their rows first, then reduced
+            rows, into, alone = None, None, _single_window(inputs.owners)
+        else:
+            rows, into = self._rows_for_lanes(inputs)
         results = [
             lanes.submit(
                 runner.predict,
                 [ids[i] for i in b],
                 [types[i] for i in b],
                 [into[i] for i in b] if into is not None else None,
+                [alone[i] for i in b] if pooled else None,
             )
             for b in batches
         ]
-        return InFlight(docs, inputs, batches, results, started, rows)
+        return InFlight(docs, inputs, batches, results, started, rows, pooled)
 
     def _rows_for_lanes(
         self, inputs: ModelInputs
@@ -337,11 +378,9 @@ class TransformerTok2Vec(BatchPipe):
         starts = _doc_offsets(wps).tolist()
         rows = np.empty((starts[-1], self.runner.width), dtype=np.float32)
         into: list[np.ndarray | None] = [None] * len(owners)
-        for k, (d, s) in enumerate(owners):
-            alone = (k == 0 or owners[k - 1] != (d, s)) and (
-                k + 1 == len(owners) or owners[k + 1] != (d, s)
-            )
+        for k, alone in enumerate(_single_window(owners)):
             if alone:
+                d, s = owners[k]
                 sl = wps[d].sentence(s)
                 into[k] = rows[starts[d] + sl.start : starts[d] + sl.stop]
         return rows, into
@@ -370,7 +409,10 @@ class TransformerTok2Vec(BatchPipe):
             for k, res in zip(batch, result.result()):
                 outputs[k] = res
         model_s = time.perf_counter() - job.started
-        self._set_docs(docs, job.inputs, outputs, job.rows)
+        if job.pooled:
+            self._set_docs_pooled(docs, job.inputs, outputs)
+        else:
+            self._set_docs(docs, job.inputs, outputs, job.rows)
         per_doc = model_s / max(len(docs), 1)
         for doc in docs:
             doc._.trf_outputs.timings["transformer_s"] = per_doc
@@ -416,13 +458,13 @@ class TransformerTok2Vec(BatchPipe):
             a, b = offsets[d] + sl.start, offsets[d] + sl.stop
             group = cast(list[SequenceOutput], outputs[k:j])
             if j == k + 1:
-                if group[0].last_hidden_state.base is not rows:  # not written there already
-                    rows[a:b] = group[0].last_hidden_state
+                if group[0].rows.base is not rows:  # not written there already
+                    rows[a:b] = group[0].rows
                 for layer in range(n_layers):
                     hidden[layer][a:b] = group[0].hidden_states[layer]  # type: ignore[index]
             else:
                 wins = windows[k:j]
-                rows[a:b] = stitch(wins, [g.last_hidden_state for g in group])
+                rows[a:b] = stitch(wins, [g.rows for g in group])
                 for layer in range(n_layers):
                     hidden[layer][a:b] = stitch(wins, [g.hidden_states[layer] for g in group])  # type: ignore[index]
                 windowed[d] += b - a
@@ -451,6 +493,59 @@ class TransformerTok2Vec(BatchPipe):
                 doc.tensor = cast(Any, tensors[d])
             else:  # built on first use (extensions.token_rows); a reused doc's old rows go
                 doc.tensor = cast(Any, np.zeros((0, runner.width), dtype=np.float32))
+            set_vector_hooks(doc)
+
+    def _set_docs_pooled(
+        self, docs: list[Doc], inputs: ModelInputs, outputs: list[SequenceOutput | None]
+    ) -> None:
+        """``_set_docs`` for ``outputs="pooled"``: per sentence the sum of its rows and its
+        class-token row, from the lanes' reductions (a sentence cut into windows: from its
+        stitched rows). No rows, no ``doc.tensor``."""
+        windows, owners, wps = inputs.windows, inputs.owners, inputs.wordpieces
+        runner = self.runner
+        width = runner.width
+        windowed = [0] * len(docs)
+        n_sent = [wp.n_sentences for wp in wps]
+        first_sent = np.zeros(len(docs) + 1, dtype=np.int64)
+        np.cumsum(n_sent, out=first_sent[1:])
+        sent_offsets = first_sent.tolist()
+        sums = np.zeros((sent_offsets[-1], width), dtype=np.float32)
+        class_rows = np.zeros_like(sums)
+        last_class = [wp.class_token == -1 for wp in wps]
+        k = 0
+        while k < len(windows):
+            d, s = owners[k]
+            j = k + 1
+            while j < len(windows) and owners[j] == (d, s):
+                j += 1
+            at = sent_offsets[d] + s
+            if j == k + 1:
+                pooled = outputs[k].pooled  # type: ignore[union-attr]
+                assert pooled is not None
+                sums[at] = pooled.sum
+                class_rows[at] = pooled.last if last_class[d] else pooled.first
+            else:
+                group = cast(list[SequenceOutput], outputs[k:j])
+                stitched = stitch(windows[k:j], [g.rows for g in group])
+                sums[at] = stitched.sum(axis=0)
+                class_rows[at] = stitched[-1] if last_class[d] else stitched[0]
+                windowed[d] += len(stitched)
+            k = j
+        empty = np.zeros((0, width), dtype=np.float32)
+        for d, doc in enumerate(docs):
+            a, b = sent_offsets[d], sent_offsets[d + 1]
+            doc._.trf_outputs = TransformerOutputs(
+                last_hidden_state=None,
+                windowed_wordpieces=windowed[d],
+                model_name=runner.name,
+                pooled=PooledOutputs(
+                    sentence_sums=sums[a:b],
+                    class_rows=class_rows[a:b],
+                    sentence_lengths=np.diff(wps[d].sentence_starts),
+                ),
+            )
+            doc._.trf_d_last_hidden_state = None
+            doc.tensor = cast(Any, empty)
             set_vector_hooks(doc)
 
     # --- training (pipeline/training.py explains the mechanism) ----------------------------
@@ -527,7 +622,7 @@ class TransformerTok2Vec(BatchPipe):
         self._pending = None  # a batch whose listeners never reported is dropped
         listeners = self.listeners()
         if self.frozen or not listeners:
-            self.set_annotations(docs)
+            self.finish(self.launch(docs, keep_rows=True))  # listeners read the rows
             return losses
         runner = self.runner
         if runner.precision != "fp32":
@@ -613,6 +708,16 @@ def _doc_offsets(wps: list[DocWordpieces]) -> np.ndarray:
     offsets = np.zeros(len(wps) + 1, dtype=np.int64)
     np.cumsum([len(wp.ids) for wp in wps], out=offsets[1:])
     return offsets
+
+
+def _single_window(owners: list[tuple[int, int]]) -> list[bool]:
+    """Per window: whether it is its sentence's only one (most are; longer sentences are cut
+    into consecutive windows of the same owner)."""
+    n = len(owners)
+    return [
+        (k == 0 or owners[k - 1] != o) and (k + 1 == n or owners[k + 1] != o)
+        for k, o in enumerate(owners)
+    ]
 
 
 def _wordpieces(doc: Doc, component: str) -> DocWordpieces:

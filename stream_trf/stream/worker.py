@@ -124,9 +124,11 @@ def build_processor(settings: Settings) -> BatchProcessor:
     tok2vec.cfg["words_per_batch"] = worker_words_per_batch(
         settings.words_per_batch, tok2vec.runner.device.type
     )
-    # Token rows only when records carry them: doc vectors and classes come from the
-    # wordpiece rows, and a full buffer's doc.tensor arrays were ~28 MB and a serial step.
+    # Token rows only when records carry them: doc vectors and classes need only per-sentence
+    # sums and class-token rows, which the lanes reduce as they go (outputs="pooled"): a full
+    # buffer's wordpiece rows (~38 MB at 256 docs) and doc.tensor arrays (~28 MB) are never held.
     tok2vec.cfg["doc_tensor"] = settings.emit_tokens
+    tok2vec.cfg["outputs"] = "rows" if settings.emit_tokens else "pooled"
     return BatchProcessor(
         nlp,
         model_info(nlp, settings.model),

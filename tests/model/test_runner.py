@@ -1,4 +1,5 @@
-"""The runner: default max length, device choice, out-of-memory splitting (eager and traced)."""
+"""The runner: default max length, device choice, out-of-memory splitting (eager and traced),
+pooled outputs."""
 
 from __future__ import annotations
 
@@ -35,11 +36,11 @@ def test_out_of_memory_splits_the_batch(tiny_models, packing: str) -> None:
     if runner.packed:
         real_packed = runner._predict_packed
 
-        def flaky_packed(ids, type_ids):
+        def flaky_packed(ids, type_ids, pool=None):
             calls.append(len(ids))
             if len(ids) > 2:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-            return real_packed(ids, type_ids)
+            return real_packed(ids, type_ids, pool)
 
         runner._predict_packed = flaky_packed  # type: ignore[method-assign]
     else:
@@ -87,3 +88,49 @@ def test_out_of_memory_splits_the_batch_when_traced(tiny_models) -> None:
     assert calls[0] == 8 and max(calls[1:]) <= 4 and runner.stats.oom_splits >= 3
     for a, b in zip(expected, got):
         np.testing.assert_allclose(a.last_hidden_state, b.last_hidden_state, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("packing", "trace"), [("off", "off"), ("off", "on"), ("on", "off")], ids=str
+)
+def test_pooled_sequences_are_the_sums_and_ends_of_their_rows(
+    tiny_models, packing: str, trace: str
+) -> None:
+    """``pool[i]``: sequence i comes back as the sum of its rows and its first and last row,
+    reduced where the model ran; the others keep their rows. Padding weighs nothing in the
+    sums (lengths differ within the sub-batch)."""
+    runner = TransformerRunner(tiny_models["bert"], packing=packing, trace=trace)
+    assert runner.packed == (packing == "on") and (runner.traced is not None) == (trace == "on")
+    ids = [np.array([2, *range(10, 10 + n), 3], dtype=np.int64) for n in (1, 7, 3, 12, 5)]
+    rows = runner.predict(ids, [None] * 5)
+    pool = [True, False, True, True, False]
+    got = runner.predict(ids, [None] * 5, pool=pool)
+    for want, out, pooled in zip(rows, got, pool):
+        if not pooled:
+            assert out.pooled is None
+            np.testing.assert_allclose(out.rows, want.rows, atol=1e-5)
+            continue
+        assert out.last_hidden_state is None and out.pooled is not None
+        with pytest.raises(ValueError, match="pooled"):
+            out.rows  # noqa: B018
+        np.testing.assert_allclose(out.pooled.sum, want.rows.sum(0), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(out.pooled.first, want.rows[0], atol=1e-5)
+        np.testing.assert_allclose(out.pooled.last, want.rows[-1], atol=1e-5)
+
+
+def test_out_of_memory_splits_keep_each_sequences_pool_flag(tiny_models) -> None:
+    runner = TransformerRunner(tiny_models["bert"], packing="off", trace="off")
+    ids = [np.array([2, 10 + i, 11, 12, 3][: 3 + i % 3], dtype=np.int64) for i in range(8)]
+    real_forward = runner.forward
+
+    def flaky(inputs):
+        if inputs["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_forward(inputs)
+
+    runner.forward = flaky  # type: ignore[method-assign]
+    pool = [i % 3 == 0 for i in range(8)]
+    got = runner.predict(ids, [None] * 8, pool=pool)
+    assert runner.stats.oom_splits >= 3
+    assert [o.pooled is not None for o in got] == pool
+    assert [o.last_hidden_state is None for o in got] == pool
