@@ -2,7 +2,7 @@
 
 The memory soak's step (RSS ~50-90 MB higher once a worker falls behind and takes full buffers)
 is this working set: the processor alone (no Kafka), the worker's allocator setup and pipeline
-(``doc_tensor`` off, as the worker runs without ``--emit-tokens``), buffers of 16 to 256 docs
+(``doc_tensor`` off and ``outputs="pooled"``, as the worker runs without ``--emit-tokens``), buffers of 16 to 256 docs
 from the first 2,048 docs of the corpus, each run after ``malloc_trim`` from the same base. A
 thread samples RSS every 5 ms; per buffer it reports the peak over the base and the size of the
 array that holds the buffer's wordpiece rows (the one part known to grow with the buffer).
@@ -10,6 +10,7 @@ array that holds the buffer's wordpiece rows (the one part known to grow with th
     python bench/buffer_working_set.py                    # sizes 16 64 256 32 128 256 16
     python bench/buffer_working_set.py --sizes 16 256 --repeats 5
     python bench/buffer_working_set.py --words-per-batch 1000   # default: the worker's auto (500)
+    python bench/buffer_working_set.py --outputs rows   # default: pooled, as the worker runs
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ ap.add_argument("--sizes", type=int, nargs="+", default=[16, 64, 256, 32, 128, 2
 ap.add_argument("--repeats", type=int, default=3, help="buffers per size (different docs)")
 ap.add_argument(
     "--words-per-batch", type=int, default=0, help="sub-batch size (0: the worker's auto on a CPU)"
+)
+ap.add_argument(
+    "--outputs",
+    choices=["pooled", "rows"],
+    default="pooled",
+    help="trf_tok2vec outputs: pooled (the worker without --emit-tokens) or every row",
 )
 ap.add_argument("--out", type=Path, default=Path("bench/results/buffer-working-set-cpu.json"))
 args = ap.parse_args()
@@ -53,7 +60,7 @@ def rss_mb() -> float:
 
 texts = read_texts(default_data_path(), 2048)
 wpb = args.words_per_batch or worker_words_per_batch(0, "cpu")
-nlp = stream_trf.load(doc_tensor=False, words_per_batch=wpb)
+nlp = stream_trf.load(doc_tensor=False, words_per_batch=wpb, outputs=args.outputs)
 proc = BatchProcessor(nlp, ModelInfo("bench", "1"))
 msgs = [
     RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
@@ -119,10 +126,11 @@ result = {
     "benchmark": "resident memory of one processor buffer, by buffer size",
     "command": "python bench/buffer_working_set.py "
     + " ".join(["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)])
-    + f" --words-per-batch {wpb}",
+    + f" --words-per-batch {wpb} --outputs {args.outputs}",
     "machine": describe(),
     "allocator": setup.describe(),
     "words_per_batch": wpb,
+    "outputs": args.outputs,
     "summary": summary,
     "buffers": rows_out,
 }

@@ -125,6 +125,13 @@ class Settings:
         "sub-batch shapes hardly repeat, so a cache only grows: 0 = none (lower, flat RSS and "
         "no slower), -1 = oneDNN's default of 1,024",
     )
+    release_every: int = _f(
+        0,
+        "hand freed heap back to the OS every N wordpieces the model computes, not only after "
+        "each buffer: a full buffer's freed activations otherwise pile up as heap holes (its "
+        "RSS climbed ~30 MB to the last sub-batch); 0 = auto (8 of the auto sub-batches: "
+        "4,000 on a CPU, 64,000 on a GPU), -1 = after each buffer only",
+    )
     # Monitoring (stream_trf/monitor): windows, reference, alert thresholds
     metrics_topic: str = _f(
         "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
@@ -236,6 +243,11 @@ class Settings:
             raise ValueError(
                 f"mmap_threshold_mb must be in [0, {MAX_MMAP_THRESHOLD_MB}] MiB (0: glibc's own), "
                 f"got {self.mmap_threshold_mb}"
+            )
+        if self.release_every < -1:
+            raise ValueError(
+                f"release_every must be -1 (per buffer only), 0 (auto) or positive, got "
+                f"{self.release_every}"
             )
         if self.onednn_cache < -1:
             raise ValueError(

@@ -262,3 +262,10 @@ def test_fetch_max_wait_must_be_positive(name: str, raw: str) -> None:
     with pytest.raises(ValueError, match="fetch_max_wait"):
         _from(env={ENV_PREFIX + name.upper(): raw})
     assert _from(env={ENV_PREFIX + name.upper(): "0.25"}).fetch_max_wait == 0.25
+
+
+def test_release_every_is_auto_per_buffer_or_positive() -> None:
+    assert Settings().release_every == 0
+    assert Settings(release_every=-1).release_every == -1
+    with pytest.raises(ValueError, match="release_every"):
+        Settings(release_every=-2).validate()

@@ -300,6 +300,7 @@ def run_worker(
                     "mmap_threshold_mb",
                     "huge_pages",
                     "onednn_cache",
+                    "release_every",
                     "trace",
                 )
             },

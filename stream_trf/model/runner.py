@@ -392,7 +392,8 @@ def _pool_padded(last_t: torch.Tensor, lengths: list[int]) -> list[PooledRows]:
     steps = torch.arange(x.shape[1], device=x.device)
     weights = (steps[None, :] < n[:, None]).to(x.dtype).unsqueeze(1)
     sums = to_host(torch.bmm(weights, x).squeeze(1))
-    first = to_host(x[:, 0])
+    # copies (clone, gather): a view would keep the whole padded output alive on the host
+    first = to_host(x[:, 0].clone())
     final = to_host(x[torch.arange(len(lengths), device=x.device), n - 1])
     return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
 

@@ -12,7 +12,7 @@ import shutil
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -212,6 +212,9 @@ class TransformerTok2Vec(BatchPipe):
         self._check_outputs()
         self._runner: TransformerRunner | None = None
         self._lanes: Lanes | None = None
+        # Called on the lane after each sub-batch with its real wordpieces (the worker hands
+        # freed heap back to the OS from it: stream/memory.py). Not config: a process's business.
+        self.after_sub_batch: Callable[[int], None] | None = None
 
     def _check_outputs(self) -> bool:
         """Whether outputs are pooled; refuses settings that contradict each other."""
@@ -348,7 +351,7 @@ class TransformerTok2Vec(BatchPipe):
             rows, into = self._rows_for_lanes(inputs)
         results = [
             lanes.submit(
-                runner.predict,
+                self._run_sub_batch,
                 [ids[i] for i in b],
                 [types[i] for i in b],
                 [into[i] for i in b] if into is not None else None,
@@ -357,6 +360,20 @@ class TransformerTok2Vec(BatchPipe):
             for b in batches
         ]
         return InFlight(docs, inputs, batches, results, started, rows, pooled)
+
+    def _run_sub_batch(
+        self,
+        ids: list[np.ndarray],
+        types: list[np.ndarray | None],
+        into: list[np.ndarray | None] | None,
+        pool: list[bool] | None,
+    ) -> list[SequenceOutput]:
+        """One sub-batch on a lane, then the ``after_sub_batch`` hook."""
+        out = self.runner.predict(ids, types, into, pool)
+        hook = self.after_sub_batch
+        if hook is not None:
+            hook(sum(len(x) for x in ids))
+        return out
 
     def _rows_for_lanes(
         self, inputs: ModelInputs

@@ -54,3 +54,41 @@ def test_token_rows_are_built_only_when_records_carry_them(
         np.testing.assert_allclose(record["token_vectors"], token_rows(reference), atol=1e-5)
     else:
         assert "token_vectors" not in record
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(0, "auto"), (-1, None), (1234, 1234)])
+def test_freed_heap_goes_back_every_n_wordpieces_on_the_lanes(
+    tiny_models: dict[str, Path], setting: int, expected: int | str | None
+) -> None:
+    import orjson
+
+    from stream_trf.stream.processor import RawMessage
+    from stream_trf.stream.records import Source
+
+    settings = Settings(model=str(tiny_models["bert"]), release_every=setting)
+    processor = build_processor(settings)
+    tok2vec = processor.nlp.get_pipe("trf_tok2vec")
+    hook = tok2vec.after_sub_batch
+    if expected is None:
+        assert hook is None
+        return
+    want = 8 * WORKER_AUTO_WORDS_PER_BATCH[tok2vec.runner.device.type]
+    assert hook.wordpieces == (want if expected == "auto" else expected)
+    seen: list[int] = []
+
+    def recording(n: int) -> None:
+        seen.append(n)
+        hook(n)
+
+    tok2vec.after_sub_batch = recording
+    hook.wordpieces = 50  # small enough for a few releases on these few docs
+    texts = ["Tools for the stream. They enrich records."] * 20
+    msgs = [
+        RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
+        for i, t in enumerate(texts)
+    ]
+    processor.process(msgs)
+    # called after every sub-batch, with its real wordpieces; released once per 50 or more
+    assert sum(seen) == tok2vec.runner.stats.real_wordpieces >= 100
+    assert len(seen) == tok2vec.runner.stats.batches
+    assert 1 <= hook.releases <= sum(seen) // 50

@@ -231,3 +231,36 @@ def test_the_operators_onednn_cache_wins_and_a_negative_one_is_refused() -> None
     assert "oneDNN kernel cache 0" in setup.describe()
     with pytest.raises(ValueError, match="onednn_cache"):
         configure_allocator(0, False, environ={}, onednn_cache=-1)
+
+
+def test_release_every_hands_back_once_per_n_wordpieces_from_any_thread() -> None:
+    import threading
+
+    from stream_trf.stream.memory import ReleaseEvery
+
+    calls = []
+    hook = ReleaseEvery(1000, release=lambda: calls.append(1) or True)
+    hook(400)
+    hook(500)
+    assert calls == []  # 900 so far
+    hook(200)
+    assert len(calls) == 1 and hook.releases == 1  # 1,100: once, and the count starts again
+    hook(999)
+    assert len(calls) == 1
+
+    # lanes call it from their own threads: no release lost or doubled
+    hook = ReleaseEvery(100, release=lambda: calls.append(1) or True)
+    calls.clear()
+
+    def lane() -> None:
+        for _ in range(1000):
+            hook(10)
+
+    threads = [threading.Thread(target=lane) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == hook.releases == 400
+    with pytest.raises(ValueError, match="positive"):
+        ReleaseEvery(0)
