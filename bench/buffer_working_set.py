@@ -2,8 +2,9 @@
 
 The memory soak's step (RSS ~50-90 MB higher once a worker falls behind and takes full buffers)
 is this working set: the processor alone (no Kafka), the worker's allocator setup and pipeline
-(``doc_tensor`` off and ``outputs="pooled"``, as the worker runs without ``--emit-tokens``), buffers of 16 to 256 docs
-from the first 2,048 docs of the corpus, each run after ``malloc_trim`` from the same base. A
+(``doc_tensor`` off and ``outputs="pooled"`` as without ``--emit-tokens``, freed heap handed
+back every ``--release-every`` wordpieces), buffers of 16 to 256 docs from the first 2,048 docs
+of the corpus, each run after ``malloc_trim`` from the same base. A
 thread samples RSS every 5 ms; per buffer it reports the peak over the base and the size of the
 array that holds the buffer's wordpiece rows (the one part known to grow with the buffer).
 
@@ -11,6 +12,7 @@ array that holds the buffer's wordpiece rows (the one part known to grow with th
     python bench/buffer_working_set.py --sizes 16 256 --repeats 5
     python bench/buffer_working_set.py --words-per-batch 1000   # default: the worker's auto (500)
     python bench/buffer_working_set.py --outputs rows   # default: pooled, as the worker runs
+    python bench/buffer_working_set.py --release-every -1   # default: the worker's (0 = auto)
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ ap.add_argument(
     default="pooled",
     help="trf_tok2vec outputs: pooled (the worker without --emit-tokens) or every row",
 )
+ap.add_argument(
+    "--release-every",
+    type=int,
+    default=0,
+    help="freed heap back every N wordpieces on the lanes, as --release-every of the worker "
+    "(0: its auto, -1: after each buffer only)",
+)
 ap.add_argument("--out", type=Path, default=Path("bench/results/buffer-working-set-cpu.json"))
 args = ap.parse_args()
 setup = configure_allocator(4, True, onednn_cache=0)  # the worker's defaults
@@ -46,9 +55,10 @@ import stream_trf  # noqa: E402
 from stream_trf.benchmark.corpus import default_data_path, read_texts  # noqa: E402
 from stream_trf.benchmark.machine import describe  # noqa: E402
 from stream_trf.stream.enrich import ModelInfo  # noqa: E402
+from stream_trf.stream.memory import ReleaseEvery  # noqa: E402
 from stream_trf.stream.processor import BatchProcessor, RawMessage  # noqa: E402
 from stream_trf.stream.records import Source  # noqa: E402
-from stream_trf.stream.worker import worker_words_per_batch  # noqa: E402
+from stream_trf.stream.worker import worker_release_every, worker_words_per_batch  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -67,6 +77,8 @@ msgs = [
     for i, t in enumerate(texts)
 ]
 tok2vec = nlp.get_pipe("trf_tok2vec")
+every = worker_release_every(args.release_every, "cpu")
+tok2vec.after_sub_batch = ReleaseEvery(every) if every is not None else None
 rows_mb: list[float] = []
 _rows_for_lanes = tok2vec._rows_for_lanes
 
@@ -126,11 +138,12 @@ result = {
     "benchmark": "resident memory of one processor buffer, by buffer size",
     "command": "python bench/buffer_working_set.py "
     + " ".join(["--sizes", *map(str, args.sizes), "--repeats", str(args.repeats)])
-    + f" --words-per-batch {wpb} --outputs {args.outputs}",
+    + f" --words-per-batch {wpb} --outputs {args.outputs} --release-every {every or -1}",
     "machine": describe(),
     "allocator": setup.describe(),
     "words_per_batch": wpb,
     "outputs": args.outputs,
+    "release_every": every,
     "summary": summary,
     "buffers": rows_out,
 }
