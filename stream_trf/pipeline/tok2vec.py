@@ -465,12 +465,7 @@ class TransformerTok2Vec(BatchPipe):
         attentions: list[list[list[Any]]] = [[] for _ in docs]
         attention_pieces: list[list[np.ndarray]] = [[] for _ in docs]
         offsets = starts.tolist()
-        k = 0
-        while k < len(windows):
-            d, s = owners[k]
-            j = k + 1
-            while j < len(windows) and owners[j] == (d, s):
-                j += 1
+        for d, s, k, j in _sentence_windows(owners):
             sl = wps[d].sentence(s)
             a, b = offsets[d] + sl.start, offsets[d] + sl.stop
             group = cast(list[SequenceOutput], outputs[k:j])
@@ -489,7 +484,6 @@ class TransformerTok2Vec(BatchPipe):
                 for w, out in zip(windows[k:j], group):
                     attentions[d].append(out.attentions or [])
                     attention_pieces[d].append(_window_rows(wps[d], s, w))
-            k = j
         tensors = (
             rebuild_batch([wp.rebuild for wp in wps], rows)[0]
             if self.cfg.get("doc_tensor", True)
@@ -529,12 +523,7 @@ class TransformerTok2Vec(BatchPipe):
         sums = np.zeros((sent_offsets[-1], width), dtype=np.float32)
         class_rows = np.zeros_like(sums)
         last_class = [wp.class_token == -1 for wp in wps]
-        k = 0
-        while k < len(windows):
-            d, s = owners[k]
-            j = k + 1
-            while j < len(windows) and owners[j] == (d, s):
-                j += 1
+        for d, s, k, j in _sentence_windows(owners):
             at = sent_offsets[d] + s
             if j == k + 1:
                 pooled = outputs[k].pooled  # type: ignore[union-attr]
@@ -547,7 +536,6 @@ class TransformerTok2Vec(BatchPipe):
                 sums[at] = stitched.sum(axis=0)
                 class_rows[at] = stitched[-1] if last_class[d] else stitched[0]
                 windowed[d] += len(stitched)
-            k = j
         empty = np.zeros((0, width), dtype=np.float32)
         for d, doc in enumerate(docs):
             a, b = sent_offsets[d], sent_offsets[d + 1]
@@ -725,6 +713,18 @@ def _doc_offsets(wps: list[DocWordpieces]) -> np.ndarray:
     offsets = np.zeros(len(wps) + 1, dtype=np.int64)
     np.cumsum([len(wp.ids) for wp in wps], out=offsets[1:])
     return offsets
+
+
+def _sentence_windows(owners: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, int]]:
+    """Per sentence, in planning order: (doc, sentence, first window, end of its windows)."""
+    k, n = 0, len(owners)
+    while k < n:
+        j = k + 1
+        while j < n and owners[j] == owners[k]:
+            j += 1
+        d, s = owners[k]
+        yield d, s, k, j
+        k = j
 
 
 def _single_window(owners: list[tuple[int, int]]) -> list[bool]:
