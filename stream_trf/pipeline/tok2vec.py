@@ -730,11 +730,10 @@ def _sentence_windows(owners: list[tuple[int, int]]) -> Iterator[tuple[int, int,
 def _single_window(owners: list[tuple[int, int]]) -> list[bool]:
     """Per window: whether it is its sentence's only one (most are; longer sentences are cut
     into consecutive windows of the same owner)."""
-    n = len(owners)
-    return [
-        (k == 0 or owners[k - 1] != o) and (k + 1 == n or owners[k + 1] != o)
-        for k, o in enumerate(owners)
-    ]
+    alone = [False] * len(owners)
+    for _d, _s, k, j in _sentence_windows(owners):
+        alone[k] = j == k + 1
+    return alone
 
 
 def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
