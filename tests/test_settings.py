@@ -269,3 +269,10 @@ def test_release_every_is_auto_per_buffer_or_positive() -> None:
     assert Settings(release_every=-1).release_every == -1
     with pytest.raises(ValueError, match="release_every"):
         Settings(release_every=-2).validate()
+
+
+def test_vocab_warmup_chars_is_zero_or_positive() -> None:
+    assert Settings().vocab_warmup_chars == 1_000_000
+    assert Settings(vocab_warmup_chars=0).vocab_warmup_chars == 0
+    with pytest.raises(ValueError, match="vocab_warmup_chars"):
+        Settings(vocab_warmup_chars=-1).validate()

@@ -301,6 +301,7 @@ def run_worker(
                     "huge_pages",
                     "onednn_cache",
                     "release_every",
+                    "vocab_warmup_chars",
                     "trace",
                 )
             },

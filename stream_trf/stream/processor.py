@@ -7,7 +7,9 @@ fails alone is found; that record becomes a dead letter and the rest go on.
 Each buffer runs inside spaCy's memory zone (stream/zones.py): every string a buffer adds to
 the vocab (package names, URLs, numbers: a stream never runs out of new ones) is dropped when
 the buffer is done, and the vocab's hash tables are kept from growing, so a long-running
-worker's memory stays flat. Outputs are serialized inside the zone. After
+worker's memory stays flat. Outputs are serialized inside the zone. The first buffers, up to
+``vocab_warmup_chars`` characters of text, run outside any zone instead, so that the stream's
+common words stay in spaCy's caches (its tokenizer caches nothing inside a zone). After
 each buffer the freed heap goes back to the OS (stream/memory.py: glibc would keep it).
 """
 
@@ -21,7 +23,7 @@ from typing import Any
 from .enrich import HeavyFields, ModelInfo, dumps, enrich
 from .memory import release_freed_memory
 from .records import InputRecord, InvalidRecord, Source, dead_letter, parse
-from .zones import buffer_zone
+from .zones import BufferZones
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +68,10 @@ class BatchProcessor:
         heavy: HeavyFields | None = None,
         worker: str = "",
         batch_size: int = 256,
+        vocab_warmup_chars: int = 0,
     ) -> None:
         self.nlp = nlp
+        self.zones = BufferZones(nlp, vocab_warmup_chars)
         self.model = model
         self.max_text_chars = max_text_chars
         self.heavy = heavy or HeavyFields()
@@ -77,8 +81,7 @@ class BatchProcessor:
 
     def process(self, messages: list[RawMessage]) -> list[Output]:
         t0 = time.perf_counter()
-        with buffer_zone(self.nlp):
-            outputs = self._process(messages)
+        outputs = self._process(messages)
         release_freed_memory()
         self.stats.busy_s += time.perf_counter() - t0
         return outputs
@@ -102,8 +105,17 @@ class BatchProcessor:
                 )
             except InvalidRecord as err:
                 outputs[i] = self._dead(msg.value, msg.source, err.kind, err.message)
-        for i, out in self._run(valid, started):
-            outputs[i] = out
+        was_warming_up = self.zones.warming_up
+        with self.zones.buffer(sum(len(r.text) for _, r in valid)):
+            for i, out in self._run(valid, started):
+                outputs[i] = out
+        if was_warming_up and not self.zones.warming_up:
+            log.info(
+                "vocabulary warm-up done after %d buffers (%d records): their words stay "
+                "cached, and every buffer from now on runs in its own memory zone",
+                self.zones.warmup_buffers,
+                self.stats.records + len(messages),
+            )
         self.stats.records += len(messages)
         self.stats.batches += 1
         assert all(o is not None for o in outputs)

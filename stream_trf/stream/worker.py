@@ -150,6 +150,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
         heavy=HeavyFields(tokens=settings.emit_tokens, wordpieces=settings.emit_wordpieces),
         worker=worker_name(),
         batch_size=settings.max_batch,
+        vocab_warmup_chars=settings.vocab_warmup_chars,
     )
 
 

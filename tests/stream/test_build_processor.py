@@ -101,3 +101,10 @@ def test_freed_heap_goes_back_every_n_wordpieces_on_the_lanes(
         if since >= 50:
             expected, since = expected + 1, 0
     assert hook.releases == expected >= 1
+
+
+@pytest.mark.parametrize("chars", [0, 12_345])
+def test_the_worker_warms_its_vocabulary_as_set(tiny_models: dict[str, Path], chars: int) -> None:
+    processor = build_processor(Settings(model=str(tiny_models["bert"]), vocab_warmup_chars=chars))
+    assert processor.zones.warmup_left == chars
+    assert processor.zones.warming_up == (chars > 0)

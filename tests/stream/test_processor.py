@@ -305,3 +305,22 @@ def test_memory_stays_flat_on_a_stream_of_new_words(nlp: Any) -> None:
         assert rec["n_tokens"] == 21
         assert len(nlp.vocab.strings) == before
     assert words[0] not in nlp.vocab.strings
+
+
+def test_warmup_buffers_keep_their_words_then_zones_take_over(nlp: Any, caplog: Any) -> None:
+    """``vocab_warmup_chars``: the first buffers run outside any memory zone, so their words
+    stay cached; once the budget is spent, each buffer's new words go with it again."""
+    first = " ".join(f"zqwarm{i}word" for i in range(10)) + "."
+    proc = BatchProcessor(nlp, MODEL, vocab_warmup_chars=len(first))
+    with caplog.at_level("INFO", logger="stream_trf.stream.processor"):
+        (out,) = proc.process([_msg(_good(0, first), 0)])
+    assert out.kind == "enriched"
+    assert not proc.zones.warming_up
+    assert "vocabulary warm-up done after 1 buffers (1 records)" in caplog.text
+    assert "zqwarm3word" in nlp.vocab.strings  # kept: warmed up
+    before = len(nlp.vocab.strings)
+    later = " ".join(f"zqlater{i}word" for i in range(10)) + "."
+    outs = proc.process([_msg(_good(1, later), 1), _msg(_good(2, first), 2)])
+    assert [_validate(o)["n_tokens"] for o in outs] == [11, 11]
+    assert len(nlp.vocab.strings) == before
+    assert "zqlater3word" not in nlp.vocab.strings

@@ -1,16 +1,19 @@
 """Memory zones per buffer (stream/zones.py): spaCy frees a zone's lexemes and strings but its
-hash tables keep growing; ``buffer_zone`` keeps them bounded and the vocab's answers unchanged."""
+hash tables keep growing; ``buffer_zone`` keeps them bounded and the vocab's answers unchanged.
+``BufferZones`` runs a warm-up outside any zone first, whose words stay."""
 
 from __future__ import annotations
 
 import random
 import string
 
+import pytest
 import spacy
 from spacy.attrs import NORM
 
 from stream_trf.stream.zones import (
     MIN_CAPACITY,
+    BufferZones,
     buffer_zone,
     compact_vocab_tables,
     lexeme_table,
@@ -103,3 +106,82 @@ def test_small_tables_are_left_alone() -> None:
         nlp("a few words")
     done = compact_vocab_tables(nlp.vocab)
     assert not done.strings_rebuilt and not done.lexemes_rebuilt
+
+
+def test_compaction_keeps_the_permanent_lexemes_themselves() -> None:
+    """The rebuilt lexeme table holds the very structs it held (the tokenizer's cache points
+    at them): the vocab still has them, and what was written onto one by hand stays."""
+    nlp = spacy.blank("en")
+    nlp("warm words stay put")  # outside any zone: permanent
+    nlp.vocab["stay"].is_stop = True  # written by hand; a rebuilt lexeme would not have it
+    table = lexeme_table(nlp.vocab)
+    assert table is not None
+    orths = {w: nlp.vocab.strings[w] for w in ("warm", "words", "stay", "put")}
+    addresses = {w: table[o] for w, o in orths.items()}
+    _fill_tables(nlp)
+    done = compact_vocab_tables(nlp.vocab)
+    assert done.lexemes_rebuilt
+    fresh = lexeme_table(nlp.vocab)
+    assert fresh is not None and fresh is not table
+    assert {w: fresh[o] for w, o in orths.items()} == addresses
+    assert all(w in nlp.vocab for w in orths)
+    assert nlp.vocab["stay"].is_stop
+    # and a zone still drops its own words from the rebuilt table
+    with nlp.memory_zone():
+        nlp("zqtransientword")
+    assert "zqtransientword" not in nlp.vocab
+
+
+def test_warmup_buffers_keep_their_words_later_buffers_do_not() -> None:
+    nlp = spacy.blank("en")
+    zones = BufferZones(nlp, warmup_chars=30)
+    seen = []
+    for i, text in enumerate(["alphaword betaword", "gammaword deltaword", "epsilonword"]):
+        with zones.buffer(len(text)) as zoned:
+            nlp(text)
+            seen.append(zoned)
+        assert zones.warming_up == (i == 0)
+    # 18 characters left 12 of the budget: the second buffer warmed up too, the third did not
+    assert seen == [False, False, True]
+    assert zones.warmup_buffers == 2
+    for word in ("alphaword", "betaword", "gammaword", "deltaword"):
+        assert word in nlp.vocab.strings and word in nlp.vocab
+    assert "epsilonword" not in nlp.vocab.strings and "epsilonword" not in nlp.vocab
+
+
+def test_no_warmup_zones_every_buffer_and_a_negative_budget_is_an_error() -> None:
+    nlp = spacy.blank("en")
+    zones = BufferZones(nlp)
+    with zones.buffer(100) as zoned:
+        nlp("omegaword")
+    assert zoned and "omegaword" not in nlp.vocab.strings
+    with pytest.raises(ValueError, match="warmup_chars"):
+        BufferZones(nlp, warmup_chars=-1)
+
+
+def test_a_warm_tokenizer_in_a_zone_gives_the_same_tokens() -> None:
+    """The warm-up changes what is cached, not what comes out: special cases, prefixes,
+    suffixes, infixes and URLs alike, in zones after it and with no warm-up at all."""
+    texts = [
+        "Don't split U.S.A. or e.g. here: (see https://example.org/a?b=1), it's 3.5x faster!",
+        "A \"quoted\" word-with-hyphens, 10km/h; :-) and 'single' ones... don't.",
+        "libfoo-dev (>= 1.2.3-4) provides foo's headers; see /usr/share/doc/foo.",
+    ]
+    cold = spacy.blank("en")
+    expected = []
+    for text in texts:
+        with cold.memory_zone():
+            doc = cold(text)
+            expected.append([(t.text, t.idx, t.whitespace_, t.norm_, t.like_url) for t in doc])
+    warm = spacy.blank("en")
+    zones = BufferZones(warm, warmup_chars=1)
+    with zones.buffer(sum(len(t) for t in texts)):
+        for text in texts:
+            warm(text)
+    for _ in range(2):  # the first pass fills nothing (a zone), the second finds the cache
+        for text, want in zip(texts, expected):
+            with zones.buffer(len(text)) as zoned:
+                assert zoned
+                doc = warm(text)
+                got = [(t.text, t.idx, t.whitespace_, t.norm_, t.like_url) for t in doc]
+            assert got == want
