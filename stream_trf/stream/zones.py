@@ -87,8 +87,9 @@ def compact_vocab_tables(vocab: Any) -> TableSizes:
         strings_rebuilt = True
     lexemes = lexeme_table(vocab)
     if lexemes is not None and lexemes.capacity > MIN_CAPACITY:
-        live = list(lexemes.items())  # PreshMap iterates its live keys: (orth, LexemeC address)
-        if _too_big(lexemes.capacity, len(live)):
+        live = sum(1 for _ in lexemes)  # PreshMap iterates its live keys
+        if _too_big(lexemes.capacity, live):
+            kept = list(lexemes.items())  # (orth, LexemeC address)
             # Vocab.from_bytes with every part excluded only starts a new, empty lexeme table
             # (the lexemes themselves stay allocated in the vocab's pool). It would also wrap
             # the NORM getter once more where the vocab has a norm lookup table: keep the
@@ -100,7 +101,7 @@ def compact_vocab_tables(vocab: Any) -> TableSizes:
             vocab.lex_attr_getters = getters
             fresh = lexeme_table(vocab)
             if fresh is not None:
-                for orth, address in live:
+                for orth, address in kept:
                     fresh[orth] = address
             lexemes_rebuilt = True
     sizes = table_sizes(vocab)
