@@ -137,7 +137,8 @@ class Settings:
         "characters of text (about 2,000 short docs) each worker process tokenizes outside "
         "spaCy's memory zones when it starts, so the stream's common words stay cached: spaCy "
         "caches nothing inside a zone, and its tokenizer ran ~3x faster on new docs after "
-        "such a warm-up (the cache stays, ~9 MB for 1 M characters); 0 = a zone for every "
+        "such a warm-up (the cache stays, ~9 MB for 1 M characters; the buffer that crosses the "
+        "budget still runs outside a zone); 0 = a zone for every "
         "buffer from the first",
     )
     # Monitoring (stream_trf/monitor): windows, reference, alert thresholds

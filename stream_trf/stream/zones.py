@@ -125,7 +125,8 @@ class BufferZones:
     """A memory zone per buffer, once ``warmup_chars`` characters of text have run without.
 
     The warm-up buffers' words, strings and tokenizer cache entries stay for the life of the
-    process: memory bounded by the budget (the first ~2,000 Debian descriptions, 1 M
+    process: memory bounded by the budget plus at most one buffer (a buffer that starts
+    within the budget runs whole outside a zone; the first ~2,000 Debian descriptions, 1 M
     characters, kept ~9 MB), spent on the words a stream repeats most (the ones it brings
     first, by Zipf's law). In 256-doc buffers, 2,048 descriptions no warm-up had seen took
     1.14-1.62 s in spaCy's tokenizer with no warm-up and 0.42-0.49 s after one of 2,000
