@@ -139,9 +139,20 @@ class TransformerRunner:
             getattr(config, "hidden_size", None) or getattr(config, "d_model", None) or 0
         )
         self.max_length = max_length or self._default_max_length()
+        self._packing, self._trace = packing, trace
         self.packed = self._choose_packing(packing)
         self.traced = self._choose_trace(trace)
         self.stats = RunnerStats()
+
+    def use_model(self, model: torch.nn.Module, precision: str, *, trace: bool = True) -> None:
+        """Run ``model`` (the same encoder, differently converted: e.g. another int8 scheme)
+        from now on. Packing and the trace are chosen again for it, so no path keeps running
+        the old weights; ``trace=False`` keeps it eager, which hooks on its modules (such as
+        calibration) need."""
+        self.model = model
+        self.precision = precision
+        self.packed = self._choose_packing(self._packing)
+        self.traced = self._choose_trace(self._trace if trace else "off")
 
     def _choose_packing(self, packing: str) -> bool:
         """Padding-free inference (model/packed.py): ``auto`` uses it on CUDA, where the
