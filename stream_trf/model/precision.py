@@ -18,6 +18,7 @@ cost the others their resolution: that is what smoothing addresses.
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import logging
 from dataclasses import dataclass
@@ -154,8 +155,6 @@ def quantize_int8(
 ) -> torch.nn.Module:
     """A dynamically quantized copy of ``model`` (CPU). ``ranges`` (from ``ActivationRanges``
     on fp32 runs of real text) are required when the scheme smooths."""
-    import copy
-
     from torch.ao.quantization import (
         default_dynamic_qconfig,
         per_channel_dynamic_qconfig,
