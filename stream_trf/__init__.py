@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import StreamTrfError
+from .errors import ExtensionConflict, StreamTrfError
 from .model.gpu import prefer_gpu, require_cpu
 from .model.source import DEFAULT_MODEL
 
@@ -128,4 +128,12 @@ def _classifier_dir(classifier: str | Path | bool | None, model_dir: str) -> Pat
     return path
 
 
-__all__ = ["DEFAULT_MODEL", "StreamTrfError", "__version__", "load", "prefer_gpu", "require_cpu"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "ExtensionConflict",
+    "StreamTrfError",
+    "__version__",
+    "load",
+    "prefer_gpu",
+    "require_cpu",
+]

@@ -102,7 +102,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
             shown = " ".join(pieces[:12]) + (" …" if len(pieces) > 12 else "")
             print(f"[{i}] {doc.text[:70]!r}")
             print(
-                f"    tokens {len(doc)}  sentences {doc._.trf_data.n_sentences}  wordpieces {len(pieces)}"
+                f"    tokens {len(doc)}  sentences {doc._.trf_pieces.n_sentences}  wordpieces {len(pieces)}"
                 f"  doc.tensor {doc.tensor.shape}  |vector| {doc.vector_norm:.2f}"
                 f"  windowed {doc._.trf_windowed_wordpieces}"
             )

@@ -38,3 +38,8 @@ class MissingWordpieces(StreamTrfError):
 class RowsNotKept(StreamTrfError):
     """A doc whose transformer ran with ``outputs="pooled"`` was asked for per-wordpiece or
     per-token rows, which that mode does not keep."""
+
+
+class ExtensionConflict(StreamTrfError):
+    """Another library registered one of stream_trf's ``doc._.trf_*`` attributes with a
+    different meaning."""

@@ -33,7 +33,7 @@ def sentence_ids(docs: Any) -> list[np.ndarray]:
     """The wordpiece ids of every sentence of ``docs``, in order."""
     out: list[np.ndarray] = []
     for doc in docs:
-        wp = doc._.trf_data
+        wp = doc._.trf_pieces
         out.extend(wp.ids[wp.sentence(s)] for s in range(wp.n_sentences))
     return out
 
@@ -83,7 +83,7 @@ def run_library(
     if bare:
         seqs = []
         for d in docs:
-            wp = d._.trf_data
+            wp = d._.trf_pieces
             for i in range(wp.n_sentences):
                 sl = wp.sentence(i)
                 ids = wp.ids[sl][: runner.max_length]

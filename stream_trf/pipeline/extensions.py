@@ -1,8 +1,14 @@
 """The ``doc._.trf_*`` attributes, and hooks that make ``.vector`` / ``.similarity`` use the
 transformer instead of a static vectors table.
 
-Each doc carries two objects: :class:`DocWordpieces` (set by ``trf_wordpiecer``) and
-:class:`TransformerOutputs` (set by ``trf_tok2vec``); the public attributes are views of them.
+Each doc carries two objects: :class:`DocWordpieces` in ``doc._.trf_pieces`` (set by
+``trf_wordpiecer``) and :class:`TransformerOutputs` in ``doc._.trf_outputs`` (set by
+``trf_tok2vec``); the other public attributes are views of them.
+
+spacy-transformers owns ``doc._.trf_pieces``: nothing here reads or writes it, so both libraries
+run in one process in either order. Each attribute is registered on its own, and registering
+again is a no-op; a name that another library registered with its own getter is an
+:class:`~stream_trf.errors.ExtensionConflict`, never silently taken over.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 from spacy.tokens import Doc, Span, Token
 
-from ..errors import RowsNotKept
+from ..errors import ExtensionConflict, RowsNotKept
 from ..text.alignment import Ragged, RebuildMatrix, rebuild
 
 IntArray = npt.NDArray[np.int64]
@@ -103,7 +109,7 @@ class TransformerOutputs:
 
 
 def _wp(doc: Doc) -> DocWordpieces | None:
-    return doc._.trf_data
+    return doc._.trf_pieces
 
 
 def _out(doc: Doc) -> TransformerOutputs | None:
@@ -135,19 +141,56 @@ def _windowed(doc: Doc) -> int:
     return 0 if out is None else out.windowed_wordpieces
 
 
+# (class, attribute, how it is registered): ``default`` attributes hold an object the
+# components set; ``getter`` attributes are read-only views of those objects.
+def _extensions() -> list[tuple[type, str, dict[str, Any]]]:
+    return [
+        (Doc, "trf_pieces", {"default": None}),
+        (Doc, "trf_outputs", {"default": None}),
+        (Doc, "trf_d_last_hidden_state", {"default": None}),
+        (Doc, "trf_word_pieces", {"getter": _word_pieces}),
+        (Doc, "trf_word_pieces_", {"getter": _word_pieces_}),
+        (Doc, "trf_alignment", {"getter": _alignment}),
+        (Doc, "trf_last_hidden_state", {"getter": _last_hidden_state}),
+        (Doc, "trf_windowed_wordpieces", {"getter": _windowed}),
+        (Span, "trf_last_hidden_state", {"getter": _span_rows}),
+    ]
+
+
+def _same_function(a: Any, b: Any) -> bool:
+    """The same function, also across a reload of this module (a new object, same name)."""
+    return a is b or (
+        a is not None
+        and b is not None
+        and getattr(a, "__module__", None) == getattr(b, "__module__", None)
+        and getattr(a, "__qualname__", None) == getattr(b, "__qualname__", None)
+    )
+
+
 def install_extensions() -> None:
-    """Register the ``doc._.trf_*`` attributes (idempotent)."""
-    if Doc.has_extension("trf_data"):
-        return
-    Doc.set_extension("trf_data", default=None)
-    Doc.set_extension("trf_outputs", default=None)
-    Doc.set_extension("trf_d_last_hidden_state", default=None)
-    Doc.set_extension("trf_word_pieces", getter=_word_pieces)
-    Doc.set_extension("trf_word_pieces_", getter=_word_pieces_)
-    Doc.set_extension("trf_alignment", getter=_alignment)
-    Doc.set_extension("trf_last_hidden_state", getter=_last_hidden_state)
-    Doc.set_extension("trf_windowed_wordpieces", getter=_windowed)
-    Span.set_extension("trf_last_hidden_state", getter=_span_rows)
+    """Register the ``doc._.trf_*`` attributes, each on its own (idempotent).
+
+    An attribute already registered the same way is left alone, whoever was first; one that
+    another library registered with a different getter raises :class:`ExtensionConflict`."""
+    for cls, name, how in _extensions():
+        if not cls.has_extension(name):
+            cls.set_extension(name, **how)
+            continue
+        _default, method, getter, _setter = cls.get_extension(name)
+        want = how.get("getter")
+        if want is None and getter is None and method is None:
+            continue  # a plain attribute, as ours: nothing to do
+        if want is not None and _same_function(getter, want):
+            if getter is not want:  # this module was reloaded: point at its new function
+                cls.set_extension(name, force=True, **how)
+            continue
+        owner = getattr(getter or method, "__module__", None) or "another library"
+        raise ExtensionConflict(
+            f"{cls.__name__}._.{name} is already registered by {owner} with a different "
+            "meaning; stream_trf needs that attribute. Load the other library's pipeline in "
+            "another process, or remove its extension first "
+            f"({cls.__name__}.remove_extension({name!r}))."
+        )
 
 
 def _span_rows(span: Span) -> Any:

@@ -172,7 +172,7 @@ class TransformerTextCat(Pipe):
         return torch.softmax(logits, -1) if self.exclusive else torch.sigmoid(logits)
 
     def _doc_probabilities(self, doc: Doc, rows: torch.Tensor, drop: float = 0.0) -> torch.Tensor:
-        wp = doc._.trf_data
+        wp = doc._.trf_pieces
         if wp is None or wp.n_sentences == 0:
             # Nothing to read: the head's answer for an all-zero class token.
             zero = torch.zeros((1, self._require_head().in_features), dtype=rows.dtype)
@@ -194,7 +194,7 @@ class TransformerTextCat(Pipe):
     def _pooled_probabilities(self, doc: Doc, pooled: PooledOutputs) -> torch.Tensor:
         """``_doc_probabilities`` from a doc's per-sentence reductions (``trf_tok2vec`` with
         ``outputs="pooled"``): the same sentences, the same pooling, no rows."""
-        wp = doc._.trf_data
+        wp = doc._.trf_pieces
         if wp is None or wp.n_sentences == 0:
             zero = torch.zeros((1, self._require_head().in_features))
             return self._probabilities(zero).mean(0)

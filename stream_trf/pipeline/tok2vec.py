@@ -600,9 +600,9 @@ class TransformerTok2Vec(BatchPipe):
         """Run the components before this one on docs that have not been through them (the
         predicted docs of spaCy Examples are only tokenized)."""
         nlp = self._nlp() if self._nlp is not None else None
-        if nlp is None or all(doc._.trf_data is not None for doc in docs):
+        if nlp is None or all(doc._.trf_pieces is not None for doc in docs):
             return
-        todo = [doc for doc in docs if doc._.trf_data is None]
+        todo = [doc for doc in docs if doc._.trf_pieces is None]
         for name, proc in nlp.pipeline:
             if name == self.name:
                 break
@@ -737,7 +737,7 @@ def _single_window(owners: list[tuple[int, int]]) -> list[bool]:
 
 
 def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
-    wp = doc._.trf_data
+    wp = doc._.trf_pieces
     if wp is None:
         raise MissingWordpieces(
             f"{component} got a doc without wordpieces. Put trf_wordpiecer before it: "

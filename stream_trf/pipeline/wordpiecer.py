@@ -39,7 +39,7 @@ def make_wordpiecer(nlp: Language, name: str, model: str) -> TransformerWordpiec
 
 
 class TransformerWordpiecer(BatchPipe):
-    """spaCy component: sentences → wordpieces + alignment (``doc._.trf_data``)."""
+    """spaCy component: sentences → wordpieces + alignment (``doc._.trf_pieces``)."""
 
     hf_dir_name = "tokenizer"
 
@@ -136,7 +136,7 @@ class TransformerWordpiecer(BatchPipe):
             t0, t1 = t_bounds[d], t_bounds[d + 1]
             s0, s1 = s_bounds[d], s_bounds[d + 1]
             p0, p1 = piece_starts[d], piece_starts[d + 1]
-            doc._.trf_data = DocWordpieces(
+            doc._.trf_pieces = DocWordpieces(
                 # A doc owns its arrays, not views of the whole batch.
                 ids=batch.ids[p0:p1].copy(),
                 strings=batch.strings[p0:p1],

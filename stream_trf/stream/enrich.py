@@ -110,7 +110,7 @@ def count_unknown(doc: Doc) -> int | None:
     """Content wordpieces that are the tokenizer's unknown token: text the model's vocabulary
     cannot represent (a drift signal). Boundary tokens are left out (GPT-2's unknown token is
     also its boundary token). None when the tokenizer has no unknown token."""
-    data = doc._.trf_data
+    data = doc._.trf_pieces
     if data is None or data.unk_id is None:
         return None
     return int(np.count_nonzero((data.ids == data.unk_id) & ~data.is_boundary))

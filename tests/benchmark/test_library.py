@@ -19,7 +19,7 @@ def test_pairing_times_each_chunk_of_the_library_and_the_packed_ceiling(tiny_mod
     assert [c["docs"] for c in paired["chunks"]] == [25, 25, 10]
     # the library's side counts every wordpiece of its sentences, boundary tokens included
     docs = [list(nlp.pipe(texts[a : a + 25])) for a in (0, 25, 50)]
-    per_chunk = [sum(len(d._.trf_data.ids) for d in chunk) for chunk in docs]
+    per_chunk = [sum(len(d._.trf_pieces.ids) for d in chunk) for chunk in docs]
     lib_s = sum(n / c["library_wordpieces_per_s"] for n, c in zip(per_chunk, paired["chunks"]))
     assert paired["library_wordpieces_per_s"] == pytest.approx(sum(per_chunk) / lib_s, rel=1e-3)
     # the ceiling's side: that chunk's wordpieces in full rows of 16

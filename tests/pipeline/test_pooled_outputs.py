@@ -40,7 +40,7 @@ def _assert_pooled_reduces_rows(rows_docs, pooled_docs) -> None:
         assert doc.tensor.size == 0
         np.testing.assert_array_equal(doc._.trf_word_pieces, want._.trf_word_pieces)
         assert doc._.trf_windowed_wordpieces == want._.trf_windowed_wordpieces
-        wp = want._.trf_data
+        wp = want._.trf_pieces
         hidden = want._.trf_last_hidden_state
         pooled = doc._.trf_outputs.pooled
         assert pooled.sentence_sums.shape == (wp.n_sentences, hidden.shape[1])
@@ -80,7 +80,7 @@ def test_doc_vector_against_the_hf_model_sentence_by_sentence(minilm_dir: Path) 
     texts = [r["text"] for r in shared_descriptions(30)]
     checked = 0
     for doc in nlp.pipe(texts):
-        wp = doc._.trf_data
+        wp = doc._.trf_pieces
         if doc._.trf_windowed_wordpieces or wp.n_sentences == 0:
             continue
         total, n = np.zeros(doc.vector.shape, dtype=np.float64), 0
@@ -129,7 +129,7 @@ def test_the_classifier_reads_the_same_from_pooled_outputs(tiny_models, pooling:
     nlp.initialize()
     t2v = nlp.get_pipe("trf_tok2vec")
     texts = [*TEXTS, *CORPUS[:8], LONG]
-    first = nlp("A first sentence.")._.trf_data.sentence(0).stop
+    first = nlp("A first sentence.")._.trf_pieces.sentence(0).stop
     for limit in (0, first):
         tc.cfg["max_wordpieces"] = limit
         t2v.cfg["outputs"] = "rows"

@@ -65,7 +65,7 @@ def test_gradient_buffer_holds_the_heads_gradient(tiny_models) -> None:
         doc = eg.predicted
         d = doc._.trf_d_last_hidden_state
         assert d.shape == doc._.trf_last_hidden_state.shape
-        cls_rows = doc._.trf_data.class_token_rows()
+        cls_rows = doc._.trf_pieces.class_token_rows()
         assert np.abs(d[cls_rows]).sum() > 0
         others = np.setdiff1d(np.arange(len(d)), cls_rows)
         assert not d[others].any()
@@ -136,7 +136,7 @@ class TinyTagger:
             doc = eg.predicted
             rows = torch.from_numpy(doc._.trf_last_hidden_state).clone().requires_grad_(True)
             # token label: 1 for tokens starting with a capital letter; token rows = W @ rows
-            W = doc._.trf_data.rebuild.dense()
+            W = doc._.trf_pieces.rebuild.dense()
             token_rows = torch.from_numpy(W) @ rows
             gold = torch.tensor([int(t.text[:1].isupper()) for t in doc])
             loss = torch.nn.functional.cross_entropy(self.model(token_rows), gold)
@@ -219,7 +219,7 @@ def test_pooling_against_the_head_applied_by_hand(tiny_models, pooling: str) -> 
     nlp.initialize()
     doc = nlp("A first sentence. A much longer second sentence with many more words in it!")
     rows = np.asarray(doc._.trf_last_hidden_state)
-    wp = doc._.trf_data
+    wp = doc._.trf_pieces
     assert wp.n_sentences == 2
     w, b = tc.head.weight.detach().numpy(), tc.head.bias.detach().numpy()
 
@@ -249,7 +249,7 @@ def test_max_wordpieces_reads_only_the_head_of_the_doc(tiny_models, pooling: str
     nlp.initialize()
     first = "A first sentence."
     a = nlp(first + " And then something else entirely, with other words!")
-    n_first = a._.trf_data.sentence(0).stop
+    n_first = a._.trf_pieces.sentence(0).stop
     tc.cfg["max_wordpieces"] = n_first
     b = nlp(first + " Yet another ending, quite unlike the first one?")
     alone = nlp(first)

@@ -28,7 +28,7 @@ def _assert_matches_reference(model_dir: Path, docs, max_length: int) -> float:
     worst = 0.0
     n = 0
     for doc in docs:
-        wp = doc._.trf_data
+        wp = doc._.trf_pieces
         for s in range(wp.n_sentences):
             sl = wp.sentence(s)
             if sl.stop - sl.start > max_length:
@@ -128,7 +128,7 @@ def test_tensor_rows_follow_the_alignment_rule(tiny_models) -> None:
     """Recompute doc.tensor from trf_alignment and the boundary rule, independently of W."""
     nlp = stream_trf.load(str(tiny_models["xlnet"]))
     for doc in nlp.pipe(TEXTS):
-        wp = doc._.trf_data
+        wp = doc._.trf_pieces
         last = doc._.trf_last_hidden_state
         token_lists = doc._.trf_alignment
         n_tokens_of_piece = np.zeros(len(wp.ids))
@@ -189,7 +189,7 @@ def test_long_sentence_is_windowed_not_truncated(tiny_dir: Path) -> None:
     runner = nlp.get_pipe("trf_tok2vec").runner
     assert runner.max_length == 64
     doc = nlp(words)
-    wp = doc._.trf_data
+    wp = doc._.trf_pieces
     assert wp.n_sentences == 1
     n_wp = len(wp.ids)
     assert n_wp > 3 * runner.max_length
@@ -249,10 +249,10 @@ def test_hidden_states_and_attentions_when_configured(tiny_models) -> None:
         out = doc._.trf_outputs
         assert len(out.hidden_states) == model.config.num_hidden_layers + 1
         np.testing.assert_allclose(out.hidden_states[-1], out.last_hidden_state, atol=1e-6)
-        assert len(out.attentions) >= doc._.trf_data.n_sentences  # one per window
+        assert len(out.attentions) >= doc._.trf_pieces.n_sentences  # one per window
         assert len(out.attentions) == len(out.attention_pieces)
         for rows, layers in zip(out.attention_pieces, out.attentions):
-            ids = torch.from_numpy(doc._.trf_data.ids[rows])[None]
+            ids = torch.from_numpy(doc._.trf_pieces.ids[rows])[None]
             with torch.no_grad():
                 ref = model(input_ids=ids, output_attentions=True).attentions
             assert len(layers) == len(ref)

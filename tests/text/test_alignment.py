@@ -517,11 +517,11 @@ def _ref_sentences(doc) -> list[tuple[int, int, int, int]]:
 
 
 def check_doc(doc, tok) -> None:
-    """The whole of doc._.trf_data against references built from ``tok`` and the doc."""
+    """The whole of doc._.trf_pieces against references built from ``tok`` and the doc."""
     text = doc.text
     tokens = [(t.idx, t.idx + len(t.text), t.text.isspace()) for t in doc]
     assert [t.is_space for t in doc] == [sp for _, _, sp in tokens]
-    wp = doc._.trf_data
+    wp = doc._.trf_pieces
     sents = _ref_sentences(doc)
     np.testing.assert_array_equal(
         wp.sentence_chars.reshape(-1, 2), np.asarray([s[2:] for s in sents]).reshape(-1, 2)
