@@ -143,7 +143,7 @@ def _windowed(doc: Doc) -> int:
 
 # (class, attribute, how it is registered): ``default`` attributes hold an object the
 # components set; ``getter`` attributes are read-only views of those objects.
-def _extensions() -> list[tuple[type, str, dict[str, Any]]]:
+def _extensions() -> list[tuple[Any, str, dict[str, Any]]]:
     return [
         (Doc, "trf_pieces", {"default": None}),
         (Doc, "trf_outputs", {"default": None}),
