@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import StreamTrfError
+from .errors import StreamTrfError, UsageError
 from .model.source import DEFAULT_MODEL
 
 # The settings a plain Kafka client (produce, consume) needs.
@@ -195,6 +195,14 @@ def cmd_broker(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quiet_kafka_client() -> None:
+    """The plain clients report a broker they cannot reach themselves (what was tried, what to
+    do); aiokafka's own error lines would only repeat it."""
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
 def cmd_produce(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -202,6 +210,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
 
     from .stream import clients
 
+    _quiet_kafka_client()
     settings = _settings(args)
     raw = Path(args.file).read_bytes().splitlines()
     values = [line for line in raw if line.strip()]
@@ -213,8 +222,24 @@ def cmd_produce(args: argparse.Namespace) -> int:
             keys.append(None)
     if args.create_topic:
         asyncio.run(clients.ensure_topics(settings, [args.topic], settings.partitions))
+    headers = []
+    for item in args.header:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UsageError(f"--header {item!r}: write it as NAME=VALUE")
+        headers.append((name, value.encode("utf-8")))
     with tqdm(total=len(values), unit="rec", disable=args.quiet, file=sys.stderr) as bar:
-        n = asyncio.run(clients.produce(settings, args.topic, values, keys, on_sent=bar.update))
+        n = asyncio.run(
+            clients.produce(
+                settings,
+                args.topic,
+                values,
+                keys,
+                on_sent=bar.update,
+                compression=args.compression,
+                headers=tuple(headers),
+            )
+        )
     print(f"produced {n} records to {args.topic}", file=sys.stderr)
     return 0
 
@@ -226,6 +251,7 @@ def cmd_consume(args: argparse.Namespace) -> int:
 
     from .stream import clients
 
+    _quiet_kafka_client()
     settings = _settings(args)
 
     def show(rec: dict[str, Any]) -> None:
@@ -418,6 +444,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .settings import add_arguments
+    from .stream.kafka import CODECS
 
     parser = argparse.ArgumentParser(
         prog="stream-trf",
@@ -484,6 +511,21 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--topic", required=True, help="topic to send to")
     produce.add_argument(
         "--create-topic", action="store_true", help="create the topic first (--partitions)"
+    )
+    produce.add_argument(
+        "--compression",
+        choices=CODECS,
+        default="none",
+        help="compress record batches with this codec, as a producer in production may "
+        "(the worker and `consume` read every one) [default: none]",
+    )
+    produce.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a Kafka header on every record, e.g. traceparent=00-…; repeatable (the worker "
+        "passes headers on to the enriched record)",
     )
     produce.add_argument("--quiet", action="store_true", help="no progress bar")
     add_arguments(

@@ -7,6 +7,14 @@ Everything the library raises on misuse derives from :class:`StreamTrfError`, so
 from __future__ import annotations
 
 
+def describe(err: BaseException) -> str:
+    """``"TypeName: message"`` once (some libraries already start their message with it)."""
+    name, text = type(err).__name__, str(err)
+    if not text:
+        return name
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
 class StreamTrfError(Exception):
     """Base class of every error stream_trf raises on purpose."""
 
@@ -43,3 +51,7 @@ class RowsNotKept(StreamTrfError):
 class ExtensionConflict(StreamTrfError):
     """Another library registered one of stream_trf's ``doc._.trf_*`` attributes with a
     different meaning."""
+
+
+class UsageError(StreamTrfError):
+    """A command-line argument that cannot work as written."""

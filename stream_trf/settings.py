@@ -83,6 +83,19 @@ class Settings:
     # Heavy output fields
     emit_tokens: bool = _f(False, "add token texts and per-token vectors to enriched records")
     emit_wordpieces: bool = _f(False, "add wordpieces and the token alignment to enriched records")
+    vector_encoding: str = _f(
+        "json",
+        "how doc_vector and token_vectors travel: json (numbers, ~10 bytes a value), "
+        "base64-f32 (every bit, 5.3 bytes a value) or base64-f16 (2.7 bytes a value), the "
+        "latter two as {dtype, shape, base64} objects",
+        choices=("json", "base64-f32", "base64-f16"),
+    )
+    max_record_bytes: int = _f(
+        1_000_000,
+        "largest record the worker's producer sends (Kafka's default broker limit); a larger "
+        "enriched record becomes an output_too_large dead letter. Raise it together with the "
+        "output topic's max.message.bytes",
+    )
     # Consumer-group timing. Tansu (the embedded broker) holds a JoinGroup for half the session
     # timeout; faust's own default (60 s) made the first join take 30 s.
     session_timeout: float = _f(10.0, "consumer session timeout in seconds")
@@ -230,6 +243,10 @@ class Settings:
             choices = f.metadata.get("choices")
             if choices and getattr(self, f.name) not in choices:
                 raise ValueError(f"{f.name}={getattr(self, f.name)!r}: choose one of {choices}")
+        if self.max_record_bytes < 1024:
+            raise ValueError(
+                f"max_record_bytes must be at least 1024 bytes, got {self.max_record_bytes}"
+            )
         if self.max_batch < 1 or self.words_per_batch < 0 or self.max_text_chars < 1:
             raise ValueError(
                 "max_batch and max_text_chars must be positive, words_per_batch positive or 0 "

@@ -61,7 +61,7 @@ async def _produce_all(settings: Settings, docs: list[dict[str, Any]]) -> None:
 async def _produce_paced(settings: Settings, docs: list[dict[str, Any]], rate: float) -> None:
     from aiokafka import AIOKafkaProducer
 
-    from ..stream.worker import kafka_client_kwargs
+    from ..stream.kafka import kafka_client_kwargs
 
     producer = AIOKafkaProducer(**kafka_client_kwargs(settings), acks="all", linger_ms=1)
     await producer.start()

@@ -140,11 +140,14 @@ class Monitor:
             )
             self._build_reference(model, record)
 
-    def observe_dead_letter(self, model: ModelKey, now: float | None = None) -> None:
+    def observe_dead_letter(
+        self, model: ModelKey, now: float | None = None, kind: str = "unknown"
+    ) -> None:
+        """A published dead letter; ``kind`` is its error type (the reason)."""
         now = time.time() if now is None else now
         with self._lock:
             self.metrics.set_model(*model)
-            self.metrics.dead_letter(model[0])
+            self.metrics.dead_letter(model[0], kind)
             self.windows.observe_dead_letter(model, now)
 
     def _build_reference(self, model: ModelKey, record: dict[str, Any]) -> None:

@@ -24,6 +24,8 @@ METRIC_NAMES = (
     "stream_trf_documents_total",
     "stream_trf_words_total",
     "stream_trf_dead_letters_total",
+    "stream_trf_unpublished_total",
+    "stream_trf_publish_retries_total",
     "stream_trf_duplicates_total",
     "stream_trf_latency_seconds",
     "stream_trf_agreement_ratio",
@@ -70,7 +72,21 @@ class Metrics:
             "stream_trf_words_total", "words of the enriched documents", m, registry=r
         )
         self.dead_letters = Counter(
-            "stream_trf_dead_letters_total", "records published as dead letters", m, registry=r
+            "stream_trf_dead_letters_total",
+            "records published as dead letters, by kind (the dead letter's error type)",
+            ("model", "kind"),
+            registry=r,
+        )
+        self.unpublished_outputs = Counter(
+            "stream_trf_unpublished_total",
+            "dead letters the broker refused for good even without their payload: logged and "
+            "given up (their input offsets are committed all the same)",
+            registry=r,
+        )
+        self.publish_retries = Counter(
+            "stream_trf_publish_retries_total",
+            "rounds of sending outputs again after a retriable broker error",
+            registry=r,
         )
         self.duplicates = Counter(
             "stream_trf_duplicates_total",
@@ -179,8 +195,14 @@ class Metrics:
     def duplicate(self, model: str) -> None:
         self.duplicates.labels(model).inc()
 
-    def dead_letter(self, model: str) -> None:
-        self.dead_letters.labels(model).inc()
+    def dead_letter(self, model: str, kind: str = "unknown") -> None:
+        self.dead_letters.labels(model, kind).inc()
+
+    def unpublished(self) -> None:
+        self.unpublished_outputs.inc()
+
+    def publish_retry(self) -> None:
+        self.publish_retries.inc()
 
     # --- per window --------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ..schemas.vectors import decode
+
 REFERENCE_FORMAT = "stream_trf/reference/v1"
 DEFAULT_SAMPLE_SIZE = 500
 
@@ -172,7 +174,7 @@ class VectorReservoir:
         self._rng = np.random.default_rng(seed)
 
     def add(self, vector: Any) -> None:
-        v = np.asarray(vector, dtype=np.float32).ravel()
+        v = decode(vector).ravel()
         if v.size == 0 or not np.all(np.isfinite(v)):
             return
         if self.total is None:

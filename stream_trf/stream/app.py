@@ -8,7 +8,9 @@ At least once, nothing lost:
   arrived while the one before it computed, so its size follows the load;
 * a batch's events are acked only after every output of it (enriched record or dead letter),
   and of every batch before it, has been acknowledged by the broker — publishing retries with
-  backoff until it is;
+  backoff until it is, unless the broker refused an output for good (too large, invalid, not
+  authorized): that output becomes a dead letter and the partition goes on
+  (``stream/publisher.py``);
 * faust commits acked offsets only. A worker killed mid-batch leaves the batch uncommitted, and
   its records are enriched again by whoever gets the partition (duplicates carry the same
   ``source``).
@@ -31,7 +33,6 @@ import asyncio
 import logging
 import os
 import socket
-import ssl
 import tempfile
 import time
 from collections.abc import Collection
@@ -44,8 +45,12 @@ import orjson
 from ..monitor.monitor import Monitor, MonitorConfig
 from ..settings import Settings
 from .feeder import Feeder
+from .kafka import broker_credentials
 from .processor import BatchProcessor, Output, RawMessage
+from .publisher import Publisher
 from .records import Source
+from .undecodable import UndecodableBatch
+from .undecodable import install as guard_undecodable_batches
 
 log = logging.getLogger("stream_trf.worker")
 
@@ -58,84 +63,16 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def broker_credentials(settings: Settings) -> Any:
-    """faust credentials for TLS and SASL, from the settings (None for PLAINTEXT)."""
-    protocol = settings.security_protocol
-    context = None
-    if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-        if settings.ssl_certfile:
-            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        if settings.sasl_mechanism == "PLAIN":
-            return faust.SASLCredentials(
-                username=settings.sasl_username,
-                password=settings.sasl_password,
-                ssl_context=context,
-            )
-        from faust.auth import SASLCredentials
+def _patch_consumer() -> None:
+    """Let the app choose two things faust fixes for its consumer.
 
-        return SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password,
-            ssl_context=context,
-            mechanism=settings.sasl_mechanism,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
-
-
-class Publisher:
-    """Publishes outputs and waits for the broker's acknowledgement, retrying until it comes."""
-
-    def __init__(self, output: Any, dlq: Any, max_delay: float = 30.0) -> None:
-        self.output = output
-        self.dlq = dlq
-        self.max_delay = max_delay
-        self.retries = 0
-
-    async def publish(self, outputs: list[Output]) -> None:
-        pending = list(outputs)
-        delay = 0.25
-        while pending:
-            futures = []
-            for o in pending:
-                topic = self.output if o.kind == "enriched" else self.dlq
-                try:
-                    futures.append(await topic.send(key=o.key, value=o.value))
-                except Exception as err:  # the send itself failed: retry it with the rest
-                    futures.append(_failed(err))
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            failed = [o for o, r in zip(pending, results) if isinstance(r, BaseException)]
-            if failed:
-                first = next(r for r in results if isinstance(r, BaseException))
-                self.retries += 1
-                log.warning(
-                    "broker did not acknowledge %d of %d records (%s: %s); retrying in %.1fs",
-                    len(failed),
-                    len(pending),
-                    type(first).__name__,
-                    first,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_delay)
-            pending = failed
-
-
-def _failed(err: BaseException) -> asyncio.Future[Any]:
-    fut: asyncio.Future[Any] = asyncio.get_event_loop().create_future()
-    fut.set_exception(err)
-    return fut
-
-
-def _patch_fetch_max_wait() -> None:
-    """Let the app choose its consumer's ``fetch_max_wait_ms``.
-
-    faust hardcodes 1500 ms. A broker that holds each fetch that long before answering (Tansu,
-    the embedded broker, does) adds up to 1.5 s to every record's latency; Kafka's own default is
-    500 ms. The app carries its choice as ``app._stream_trf_fetch_max_wait_ms``.
+    * ``fetch_max_wait_ms``: faust hardcodes 1500 ms. A broker that holds each fetch that long
+      before answering (Tansu, the embedded broker, does) adds up to 1.5 s to every record's
+      latency; Kafka's own default is 500 ms. The app carries its choice as
+      ``app._stream_trf_fetch_max_wait_ms``.
+    * ``isolation_level``: faust reads committed records only inside its own transactions. The
+      worker always does, so a transactional producer's aborted records are never enriched
+      (control records never reach the agent either way).
     """
     from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -149,6 +86,7 @@ def _patch_fetch_max_wait() -> None:
         wait_ms = getattr(self.app, "_stream_trf_fetch_max_wait_ms", None)
         if wait_ms is not None:
             consumer._fetch_max_wait_ms = int(wait_ms)
+        consumer._isolation_level = "read_committed"
         return consumer
 
     thread_cls._create_worker_consumer = create  # type: ignore[method-assign]
@@ -185,18 +123,22 @@ def _add_pages(app: faust.App, monitor: Monitor) -> None:
 
 
 def raw_message(event: Any) -> RawMessage:
-    """A faust event as the processor sees it: value, where it came from, when it was produced."""
+    """A faust event as the processor sees it: value, where it came from (with the record's
+    key and headers), when it was produced; or the batch the consumer could not decode."""
     m = event.message
-    return RawMessage(
-        value=m.value,
-        source=Source(m.topic, m.partition, m.offset),
-        timestamp_ms=int(m.timestamp * 1000) if m.timestamp else None,
-    )
+    headers = tuple((str(k), bytes(v or b"")) for k, v in (m.headers or ()))
+    timestamp_ms = int(m.timestamp * 1000) if m.timestamp else None
+    value = m.value
+    if isinstance(value, UndecodableBatch):
+        source = Source(m.topic, m.partition, value.first_offset, last_offset=value.last_offset)
+        return RawMessage(bytes(value), source, timestamp_ms, undecodable=value.reason)
+    return RawMessage(value, Source(m.topic, m.partition, m.offset, m.key, headers), timestamp_ms)
 
 
 def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
-    _patch_fetch_max_wait()
+    _patch_consumer()
+    guard_undecodable_batches()
     data_dir = settings.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
     app = faust.App(
         settings.group_id,
@@ -214,6 +156,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         broker_rebalance_timeout=settings.rebalance_timeout,
         broker_commit_interval=settings.commit_interval,
         producer_acks=-1,
+        producer_max_request_size=settings.max_record_bytes,
         web_enabled=settings.web_port > 0,
         web_port=settings.web_port or 6066,
         web_bind=settings.web_host,
@@ -233,13 +176,21 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     metrics_topic = (
         app.topic(settings.metrics_topic, **topic_kwargs) if settings.metrics_topic else None
     )
-    publisher = Publisher(output_topic, dlq_topic)
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-trf-model")
     state = {"started": time.time(), "last_log": time.time(), "busy_s": 0.0}
     monitor = Monitor(MonitorConfig.from_settings(settings), worker=worker_name())
     app._stream_trf_monitor = monitor  # type: ignore[attr-defined]
     if processor is not None:  # the model is on /metrics before the first record
         monitor.metrics.set_model(processor.model.name, processor.model.version)
+    publisher = Publisher(
+        output_topic,
+        dlq_topic,
+        max_record_bytes=settings.max_record_bytes,
+        worker=worker_name(),
+        on_unpublished=lambda output, kind: monitor.metrics.unpublished(),
+        on_retry=monitor.metrics.publish_retry,
+    )
+    app._stream_trf_publisher = publisher  # type: ignore[attr-defined]
 
     @app.task
     async def declare_topics() -> None:
@@ -265,7 +216,9 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
                     monitor.observe_enriched(orjson.loads(o.value), now)
                 else:
                     model = processor.model
-                    monitor.observe_dead_letter((model.name, model.version), now)
+                    monitor.observe_dead_letter(
+                        (model.name, model.version), now, kind=o.reason or "unknown"
+                    )
         except Exception:
             log.exception("the monitor failed to observe a batch; enrichment goes on")
 
@@ -342,8 +295,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         async def deliver(taken: list[tuple[Any, RawMessage]], outputs: list[Output]) -> None:
             """Publish, show the monitor, then ack the events: their offsets are committed only
             now (at least once)."""
-            await publisher.publish(outputs)
-            observe(outputs)
+            observe(await publisher.publish(outputs))
             for event, _ in taken:
                 await stream.ack(event)
             log_progress(feeder.sizes)

@@ -11,9 +11,25 @@ from typing import Any
 import orjson
 
 from ..settings import Settings
-from .records import Source
+from .kafka import BrokerUnreachable, kafka_client_kwargs, unreachable
+from .records import Headers, Source
+from .undecodable import UndecodableBatch
+from .undecodable import install as guard_undecodable_batches
 
 _NOWHERE = Source("", 0, 0)
+
+
+async def _start(client: Any, settings: Settings) -> None:
+    """Start a client, or stop it again and say what to do when no broker answers (no
+    traceback, no "Unclosed" warning)."""
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        await client.start()
+    except KafkaConnectionError as err:
+        with contextlib.suppress(Exception):
+            await client.stop()
+        raise BrokerUnreachable(unreachable(settings, err)) from err
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str], partitions: int) -> None:
@@ -21,10 +37,13 @@ async def ensure_topics(settings: Settings, topics: Iterable[str], partitions: i
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    from .worker import kafka_client_kwargs
-
     admin = AIOKafkaAdminClient(**kafka_client_kwargs(settings))
-    await admin.start()
+    try:
+        await admin.start()
+    except Exception as err:
+        with contextlib.suppress(Exception):
+            await admin.close()
+        raise BrokerUnreachable(unreachable(settings, err)) from err
     try:
         existing = set(await admin.list_topics())
         new = [
@@ -51,25 +70,33 @@ async def ensure_worker_topics(settings: Settings, partitions: int | None = None
 async def produce(
     settings: Settings,
     topic: str,
-    values: Iterable[bytes],
+    values: Iterable[bytes | None],
     keys: Iterable[bytes | None] | None = None,
     *,
     on_sent: Callable[[int], None] | None = None,
+    compression: str = "none",
+    headers: Headers = (),
 ) -> int:
-    """Send values (bytes, as they are) and wait for every acknowledgement."""
+    """Send values (bytes, as they are; None for a tombstone) and wait for every
+    acknowledgement. ``compression``: one of :data:`~stream_trf.stream.kafka.CODECS`."""
     from aiokafka import AIOKafkaProducer
 
-    from .worker import kafka_client_kwargs
-
-    producer = AIOKafkaProducer(**kafka_client_kwargs(settings), acks="all", linger_ms=5)
-    await producer.start()
+    producer = AIOKafkaProducer(
+        **kafka_client_kwargs(settings),
+        acks="all",
+        linger_ms=5,
+        compression_type=None if compression == "none" else compression,
+    )
+    await _start(producer, settings)
     n = 0
     try:
         futures = []
         key_list = list(keys) if keys is not None else None
         for i, value in enumerate(values):
             key = key_list[i] if key_list is not None else None
-            futures.append(await producer.send(topic, value=value, key=key))
+            futures.append(
+                await producer.send(topic, value=value, key=key, headers=list(headers) or None)
+            )
             n += 1
             if len(futures) >= 500:
                 await asyncio.gather(*futures)
@@ -94,11 +121,13 @@ async def consume(
     on_record: Callable[[dict[str, Any]], None] | None = None,
     group_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Read a topic from the start (JSON values), until ``until(records)`` or a timeout."""
+    """Read a topic from the start (JSON values), until ``until(records)`` or a timeout.
+
+    Every codec is read; a record batch that cannot be decoded comes back as one record
+    ``{"_undecodable": {...}}`` instead of stopping the read."""
     from aiokafka import AIOKafkaConsumer
 
-    from .worker import kafka_client_kwargs
-
+    guard_undecodable_batches()
     consumer = AIOKafkaConsumer(
         topic,
         **kafka_client_kwargs(settings),
@@ -106,8 +135,9 @@ async def consume(
         auto_offset_reset="earliest",
         enable_auto_commit=group_id is not None,
         fetch_max_wait_ms=int(settings.fetch_max_wait * 1000),
+        isolation_level="read_committed",
     )
-    await consumer.start()
+    await _start(consumer, settings)
     records: list[dict[str, Any]] = []
     t0 = last = time.monotonic()
     try:
@@ -119,6 +149,8 @@ async def consume(
                     rec["_kafka"] = {
                         "partition": m.partition,
                         "offset": m.offset,
+                        "key": m.key,
+                        "headers": list(m.headers or ()),
                         "timestamp_ms": m.timestamp,
                         "received_ms": time.time() * 1000,
                     }
@@ -137,6 +169,15 @@ async def consume(
 
 def _decode(value: bytes | None) -> dict[str, Any]:
     """A record's JSON object; anything else is wrapped, never a crash."""
+    if isinstance(value, UndecodableBatch):
+        return {
+            "_undecodable": {
+                "reason": value.reason,
+                "first_offset": value.first_offset,
+                "last_offset": value.last_offset,
+                "bytes": len(value),
+            }
+        }
     try:
         obj = orjson.loads(value) if value else None
     except orjson.JSONDecodeError:

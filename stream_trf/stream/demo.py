@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..schemas.vectors import decode
 from ..settings import Settings
 from . import clients
 from .broker import EmbeddedBroker
@@ -132,7 +133,7 @@ def run_demo(args: argparse.Namespace) -> int:
     if enriched:
         r = enriched[0]
         shown = {k: v for k, v in r.items() if k not in ("doc_vector", "_kafka")}
-        shown["doc_vector"] = f"[{len(r['doc_vector'])} floats]"
+        shown["doc_vector"] = f"[{decode(r['doc_vector']).size} floats]"
         print("\none enriched record:\n" + json.dumps(shown, indent=2, ensure_ascii=False))
     missing = len(values) - len(results) + clients.duplicates(results)
     if missing > 0:

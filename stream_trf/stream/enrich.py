@@ -15,6 +15,7 @@ from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, SENT_START
 from spacy.tokens import Doc
 
 from ..pipeline.extensions import token_rows
+from ..schemas.vectors import encode
 from .records import InputRecord
 
 ENRICHED_SCHEMA = "stream_trf/enriched/v1"
@@ -31,6 +32,7 @@ class ModelInfo:
 class HeavyFields:
     tokens: bool = False  # token texts and their doc.tensor rows
     wordpieces: bool = False  # wordpiece strings and the token → wordpiece alignment
+    vector_encoding: str = "json"  # doc_vector and token_vectors (stream/vectors.py)
 
 
 def enrich(
@@ -41,6 +43,7 @@ def enrich(
     heavy: HeavyFields | None = None,
     worker: str = "",
 ) -> dict[str, Any]:
+    heavy = heavy or HeavyFields()
     out: dict[str, Any] = {
         "schema": ENRICHED_SCHEMA,
         "id": record.id,
@@ -52,7 +55,7 @@ def enrich(
         "n_words": count_words(doc),
         "n_wordpieces": len(doc._.trf_word_pieces),
         "windowed_wordpieces": int(doc._.trf_windowed_wordpieces),
-        "doc_vector": np.asarray(doc.vector, dtype=np.float32),
+        "doc_vector": encode(doc.vector, heavy.vector_encoding),
     }
     unknown = count_unknown(doc)
     if unknown is not None:
@@ -71,10 +74,9 @@ def enrich(
         if doc.cats and record.prediction.label in doc.cats:
             production["agrees"] = record.prediction.label == out["label"]
         out["production"] = production
-    heavy = heavy or HeavyFields()
     if heavy.tokens:
         out["tokens"] = [t.text for t in doc]
-        out["token_vectors"] = np.asarray(token_rows(doc), dtype=np.float32)
+        out["token_vectors"] = encode(token_rows(doc), heavy.vector_encoding)
     if heavy.wordpieces:
         out["wordpieces"] = list(doc._.trf_word_pieces_)
         out["alignment"] = doc._.trf_alignment

@@ -47,14 +47,16 @@ def wait_until_ready(
 class WorkerProcess:
     """``stream-trf worker`` in its own process, its output in ``log_file``."""
 
-    def __init__(self, settings: Settings, log_file: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_file: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.settings = settings
         self.log_file = log_file
         self.log_offset = log_file.stat().st_size if log_file.exists() else 0
         with open(log_file, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "stream_trf", "worker"],
-                env=env_for(settings),
+                env={**env_for(settings), **(extra_env or {})},
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

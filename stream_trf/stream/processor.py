@@ -22,7 +22,7 @@ from typing import Any
 
 from .enrich import HeavyFields, ModelInfo, dumps, enrich
 from .memory import release_freed_memory
-from .records import InputRecord, InvalidRecord, Source, dead_letter, parse
+from .records import Headers, InputRecord, InvalidRecord, Source, dead_letter, parse
 from .zones import BufferZones
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RawMessage:
     value: bytes | None
-    source: Source
+    source: Source  # with the record's key and headers
     timestamp_ms: int | None = None
+    # set when the consumer could not decode the record batch: ``value`` is then the batch's
+    # raw bytes and ``source`` covers its offsets (stream/undecodable.py)
+    undecodable: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,15 @@ class Output:
     value: bytes
     source: Source
     record_id: str | None = None
+    # the input's payload as it arrived: what a dead letter carries if this output cannot be
+    # published (stream/publisher.py)
+    raw: bytes | None = field(default=None, repr=False)
+    reason: str | None = None  # a dead letter's kind (its error type)
+
+    @property
+    def headers(self) -> Headers:
+        """The input record's headers, passed on with its output (trace ids and the like)."""
+        return self.source.headers
 
 
 @dataclass
@@ -91,6 +103,11 @@ class BatchProcessor:
         outputs: list[Output | None] = [None] * len(messages)
         valid: list[tuple[int, InputRecord]] = []
         for i, msg in enumerate(messages):
+            if msg.undecodable is not None:
+                outputs[i] = self._dead(
+                    msg.value, msg.source, "undecodable_batch", undecodable_message(msg)
+                )
+                continue
             try:
                 valid.append(
                     (
@@ -166,6 +183,7 @@ class BatchProcessor:
                         dumps(enriched),
                         record.source,
                         record.id,
+                        record.raw,
                     ),
                 )
             )
@@ -175,4 +193,18 @@ class BatchProcessor:
         self.stats.dead_letters += 1
         self.stats.dead_letter_kinds[kind] = self.stats.dead_letter_kinds.get(kind, 0) + 1
         value = dumps(dead_letter(raw, source, kind, message, worker=self.worker))
-        return Output("dead_letter", None, value, source)
+        return Output("dead_letter", None, value, source, raw=raw, reason=kind)
+
+
+def undecodable_message(msg: RawMessage) -> str:
+    """What went wrong with an undecodable batch, and how to get its records back."""
+    src = msg.source
+    last = src.offset if src.last_offset is None else src.last_offset
+    return (
+        f"the record batch at offsets {src.offset}-{last} of {src.topic}[{src.partition}] "
+        f"could not be decoded ({msg.undecodable}); 'raw' holds the batch's bytes as fetched. "
+        "If a compression library is missing, reinstall stream_trf (cramjam decodes gzip, "
+        "snappy, lz4 and zstd); if the batch is corrupt, fix the producer. Then replay those "
+        f"offsets, e.g. kcat -C -b BROKER -t {src.topic} -p {src.partition} -o {src.offset} "
+        f"-c {last - src.offset + 1} -e"
+    )

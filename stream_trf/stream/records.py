@@ -17,16 +17,49 @@ INPUT_SCHEMA = "stream_trf/input/v1"
 DEAD_LETTER_SCHEMA = "stream_trf/dead-letter/v1"
 
 
+Headers = tuple[tuple[str, bytes], ...]
+
+
 @dataclass(frozen=True)
 class Source:
-    """Where a record came from: enough to find it again, and to drop duplicates."""
+    """Where a record came from: enough to find it again, and to drop duplicates.
+
+    ``key`` and ``headers`` are the input record's own, passed on so that a consumer of the
+    enriched topic can join it back (the key) and follow a trace (``traceparent``, …).
+    ``last_offset`` is set when one output stands for several offsets (an undecodable batch)."""
 
     topic: str
     partition: int
     offset: int
+    key: bytes | None = None
+    headers: Headers = ()
+    last_offset: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+        out: dict[str, Any] = {
+            "topic": self.topic,
+            "partition": self.partition,
+            "offset": self.offset,
+        }
+        if self.last_offset is not None:
+            out["last_offset"] = self.last_offset
+        if self.key is not None:
+            out.update(_text_or_base64("key", self.key))
+        if self.headers:
+            out["headers"] = [
+                {"name": name, **_text_or_base64("value", value)} for name, value in self.headers
+            ]
+        return out
+
+
+def _text_or_base64(name: str, value: bytes | None) -> dict[str, Any]:
+    """``{name: text}`` for UTF-8 bytes, ``{name_base64: ...}`` otherwise (JSON holds no bytes)."""
+    if value is None:
+        return {name: None}
+    try:
+        return {name: value.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {f"{name}_base64": base64.b64encode(value).decode("ascii")}
 
 
 @dataclass(frozen=True)
@@ -66,8 +99,13 @@ def parse(
     raw: bytes | None, source: Source, *, max_text_chars: int, timestamp_ms: int | None = None
 ) -> InputRecord:
     """Validate one raw record against the input contract, or raise :class:`InvalidRecord`."""
-    _require(raw is not None and len(raw) > 0, "empty_payload", "the record has no value")
-    assert raw is not None
+    if raw is None:
+        raise InvalidRecord(
+            "tombstone",
+            "the record's value is null: a tombstone (a delete marker for its key in a compacted "
+            "topic), which has no text to enrich",
+        )
+    _require(len(raw) > 0, "empty_payload", "the record's value is empty (0 bytes)")
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -141,12 +179,23 @@ def _prediction(value: Any) -> Prediction | None:
 
 
 def dead_letter(
-    raw: bytes | None, source: Source, error_type: str, message: str, *, worker: str = ""
+    raw: bytes | None,
+    source: Source,
+    error_type: str,
+    message: str,
+    *,
+    worker: str = "",
+    omit_raw: bool = False,
 ) -> dict[str, Any]:
-    """The dead-letter record: the reason, where it came from, and the original payload."""
+    """The dead-letter record: the reason, where it came from, and the original payload.
+
+    ``omit_raw`` leaves the payload out (its size is kept): for a dead letter that would itself
+    be too large to publish; ``source`` still finds the payload in the input topic."""
     payload: dict[str, Any]
     if raw is None:
         payload = {"encoding": "none", "data": None}
+    elif omit_raw:
+        payload = {"encoding": "omitted", "data": None, "bytes": len(raw)}
     else:
         try:
             payload = {"encoding": "utf-8", "data": raw.decode("utf-8")}
@@ -166,6 +215,11 @@ def dead_letter(
 def raw_bytes(dead: dict[str, Any]) -> bytes | None:
     """The original payload of a dead letter (for replaying it)."""
     raw = dead["raw"]
+    if raw["encoding"] == "omitted":
+        raise ValueError(
+            "this dead letter does not carry its payload (it was too large to publish): read it "
+            "from the input topic at the dead letter's source"
+        )
     if raw["encoding"] == "none":
         return None
     if raw["encoding"] == "base64":

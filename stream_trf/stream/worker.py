@@ -6,13 +6,13 @@ import asyncio
 import hashlib
 import logging
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..settings import Settings
 from .enrich import HeavyFields, ModelInfo
+from .kafka import wait_for_broker
 from .memory import ReleaseEvery, configure_allocator
 from .processor import BatchProcessor
 
@@ -35,57 +35,6 @@ def model_info(nlp: Any, name: str) -> ModelInfo:
                 digest.update(chunk)
     version = nlp.meta.get("version") or "0.0.0"
     return ModelInfo(name=Path(name).name or name, version=f"{version}+{digest.hexdigest()[:12]}")
-
-
-def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
-    """Security settings in aiokafka's terms (for the plain clients: produce, consume, probe)."""
-    from .app import broker_credentials
-
-    kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers()}
-    if settings.security_protocol != "PLAINTEXT":
-        kwargs["security_protocol"] = settings.security_protocol
-        creds = broker_credentials(settings)
-        context = getattr(creds, "context", None) or getattr(creds, "ssl_context", None)
-        if context is not None:
-            kwargs["ssl_context"] = context
-        if settings.security_protocol.startswith("SASL"):
-            kwargs["sasl_mechanism"] = settings.sasl_mechanism
-            kwargs["sasl_plain_username"] = settings.sasl_username
-            kwargs["sasl_plain_password"] = settings.sasl_password
-    return kwargs
-
-
-async def wait_for_broker(settings: Settings, *, max_wait: float | None = None) -> float:
-    """Block until the broker answers a metadata request; retry with backoff, saying why."""
-    from aiokafka import AIOKafkaClient
-
-    t0 = time.monotonic()
-    delay, attempt = 0.5, 0
-    while True:
-        attempt += 1
-        client = AIOKafkaClient(**kafka_client_kwargs(settings), request_timeout_ms=5000)
-        try:
-            await client.bootstrap()
-            return time.monotonic() - t0
-        except Exception as err:
-            waited = time.monotonic() - t0
-            if max_wait is not None and waited + delay > max_wait:
-                raise ConnectionError(
-                    f"cannot reach the broker at {settings.broker} after {waited:.0f}s "
-                    f"({type(err).__name__}: {err})"
-                ) from err
-            log.warning(
-                "cannot reach the broker at %s (%s); retrying in %.1fs (attempt %d). Start one "
-                "with `stream-trf broker` or set --broker / STREAM_TRF_BROKER.",
-                settings.broker,
-                type(err).__name__,
-                delay,
-                attempt,
-            )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 15.0)
-        finally:
-            await client.close()
 
 
 # words_per_batch = 0 ("auto") in the worker. On a CPU 500, half the library's: in the worker
@@ -147,7 +96,11 @@ def build_processor(settings: Settings) -> BatchProcessor:
         nlp,
         model_info(nlp, settings.model),
         max_text_chars=settings.max_text_chars,
-        heavy=HeavyFields(tokens=settings.emit_tokens, wordpieces=settings.emit_wordpieces),
+        heavy=HeavyFields(
+            tokens=settings.emit_tokens,
+            wordpieces=settings.emit_wordpieces,
+            vector_encoding=settings.vector_encoding,
+        ),
         worker=worker_name(),
         batch_size=settings.max_batch,
         vocab_warmup_chars=settings.vocab_warmup_chars,

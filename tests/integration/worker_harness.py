@@ -138,3 +138,59 @@ class TcpProxy:
     def close(self) -> None:
         self.cut()
         self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def committed_and_end(settings: Settings) -> dict[int, tuple[int | None, int]]:
+    """Per partition of the input topic: the group's committed offset and the log-end offset.
+
+    The log end is the high watermark of a fetch response: Tansu answers ListOffsets(latest)
+    with the last batch's base offset + 1, not the end of that batch. A consumer in the group
+    that only reads offsets (it never subscribes) does not join it."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def read() -> dict[int, tuple[int | None, int]]:
+        parts = [TopicPartition(settings.input_topic, p) for p in range(settings.partitions)]
+        member = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers(),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+        )
+        reader = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers())
+        await member.start()
+        await reader.start()
+        try:
+            committed = {tp: await member.committed(tp) for tp in parts}
+            reader.assign(parts)
+            await reader.seek_to_beginning(*parts)
+            deadline = time.monotonic() + 10
+            while any(reader.highwater(tp) is None for tp in parts):
+                assert time.monotonic() < deadline, "no fetch response within 10 s"
+                await reader.getmany(timeout_ms=200)
+            return {tp.partition: (committed[tp], int(reader.highwater(tp))) for tp in parts}
+        finally:
+            await reader.stop()
+            await member.stop()
+
+    return asyncio.run(read())
+
+
+def committed_past(settings: Settings, outputs: list[dict[str, Any]]) -> bool:
+    """Whether the group committed, in each partition, every input offset these outputs
+    (enriched records and dead letters) stand for. (It can stay short of the log end by
+    control records — a transaction's commit marker — that follow the last data record.)"""
+    want: dict[int, int] = {}
+    for r in outputs:
+        src = r["source"]
+        last = src.get("last_offset", src["offset"])
+        want[src["partition"]] = max(want.get(src["partition"], 0), last + 1)
+    state = committed_and_end(settings)
+    return all((state[p][0] or 0) >= offset for p, offset in want.items())
+
+
+def librdkafka_producer(settings: Settings, **config: Any) -> Any:
+    """A producer from another ecosystem: librdkafka, through confluent-kafka."""
+    from confluent_kafka import Producer
+
+    return Producer(
+        {"bootstrap.servers": ",".join(settings.bootstrap_servers()), "linger.ms": 5, **config}
+    )

@@ -41,7 +41,7 @@ def test_metric_names_follow_the_conventions() -> None:
     for name in METRIC_NAMES:
         assert re.fullmatch(r"stream_trf_[a-z0-9_]+", name)
     counters = [n for n in METRIC_NAMES if n.endswith("_total")]
-    assert len(counters) == 4
+    assert len(counters) == 6
     assert "stream_trf_model_info" in METRIC_NAMES
     for required in (
         "stream_trf_agreement_ratio",
@@ -57,7 +57,7 @@ def test_the_exposition_parses_and_holds_every_metric() -> None:
     stream = RecordStream()
     for i in range(120):
         monitor.observe_enriched(stream.record(now=i * 0.05, agrees=i % 5 != 0), i * 0.05)
-    monitor.observe_dead_letter(("m", "1"), 7.0)
+    monitor.observe_dead_letter(("m", "1"), 7.0, kind="tombstone")
     dup = stream.record(offset=3)
     monitor.observe_enriched(dup, 8.0)
     monitor.tick(10.0)
@@ -70,7 +70,8 @@ def test_the_exposition_parses_and_holds_every_metric() -> None:
     assert not missing, missing
     m = (("model", "m"),)
     assert values[("stream_trf_documents_total", m)] == 180
-    assert values[("stream_trf_dead_letters_total", m)] == 1
+    assert values[("stream_trf_dead_letters_total", (("kind", "tombstone"), ("model", "m")))] == 1
+    assert values[("stream_trf_unpublished_total", ())] == 0
     assert values[("stream_trf_duplicates_total", m)] == 1
     assert values[("stream_trf_latency_seconds_count", m)] == 180
     assert values[("stream_trf_model_info", (("model", "m"), ("version", "1")))] == 1

@@ -196,3 +196,44 @@ def test_both_heavy_fields_together(nlp: Any) -> None:
     )
     assert len(out["tokens"]) == len(out["token_vectors"]) == len(out["alignment"])
     assert len(out["wordpieces"]) == out["n_wordpieces"]
+
+
+@pytest.mark.parametrize("encoding", ["base64-f32", "base64-f16"])
+def test_compact_vector_encodings_round_trip_and_shrink_the_record(nlp, encoding: str) -> None:
+    from stream_trf.schemas.vectors import decode
+
+    doc = nlp(TEXTS[0])
+    plain = _round_trip(enrich(doc, _record(TEXTS[0]), MODEL, {}, HeavyFields(tokens=True)))
+    heavy = HeavyFields(tokens=True, vector_encoding=encoding)
+    packed = _round_trip(enrich(doc, _record(TEXTS[0]), MODEL, {}, heavy))
+    assert packed["token_vectors"]["shape"] == [len(doc), doc.tensor.shape[1]]
+    want_tokens = np.asarray(plain["token_vectors"], dtype=np.float32)
+    want_doc = np.asarray(plain["doc_vector"], dtype=np.float32)
+    if encoding == "base64-f32":  # every bit
+        assert np.array_equal(decode(packed["token_vectors"]), want_tokens)
+        assert np.array_equal(decode(packed["doc_vector"]), want_doc)
+    else:  # float16: ~3 significant digits
+        np.testing.assert_allclose(
+            decode(packed["token_vectors"]), want_tokens, rtol=1e-3, atol=1e-4
+        )
+        np.testing.assert_allclose(decode(packed["doc_vector"]), want_doc, rtol=1e-3, atol=1e-4)
+    assert np.array_equal(decode(plain["token_vectors"]), want_tokens)  # JSON form reads too
+    per_value = {"base64-f32": 4 * 4 / 3, "base64-f16": 2 * 4 / 3}[encoding]
+    n_values = want_tokens.size + want_doc.size
+    saved = len(dumps(plain)) - len(dumps(packed))
+    assert saved > n_values * (6 - per_value)  # JSON spends well over 6 bytes a value
+
+
+def test_record_sources_carry_key_and_headers_as_text_or_base64() -> None:
+    src = Source("in", 0, 5, b"\xff\x01", (("traceparent", b"00-a"), ("bin", b"\x00\xff")))
+    assert src.as_dict() == {
+        "topic": "in",
+        "partition": 0,
+        "offset": 5,
+        "key_base64": "/wE=",
+        "headers": [
+            {"name": "traceparent", "value": "00-a"},
+            {"name": "bin", "value_base64": "AP8="},
+        ],
+    }
+    assert Source("in", 0, 5).as_dict() == {"topic": "in", "partition": 0, "offset": 5}

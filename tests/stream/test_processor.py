@@ -48,7 +48,7 @@ def _validate(out: Output) -> dict[str, Any]:
 MIXED: list[tuple[bytes | None, str | None]] = [
     (_good(0, meta={"k": [1, "ü"]}), None),
     (b"", "empty_payload"),
-    (None, "empty_payload"),
+    (None, "tombstone"),
     (b"\xff\xfe{}", "not_utf8"),
     (_good(1), None),
     (b"this line is not JSON", "invalid_json"),
@@ -243,7 +243,7 @@ def test_a_poisoned_record_among_invalid_ones_keeps_every_position(nlp: Any) -> 
         orjson.loads(o.value)["error"]["type"] if o.kind == "dead_letter" else "enriched"
         for o in outputs
     ]
-    assert kinds == ["invalid_json", "model_error", "enriched", "empty_payload"]
+    assert kinds == ["invalid_json", "model_error", "enriched", "tombstone"]
 
 
 def test_out_of_memory_for_big_batches_is_split_away_without_dead_letters(nlp: Any) -> None:
