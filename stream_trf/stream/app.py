@@ -196,8 +196,11 @@ def _add_lag_timer(app: faust.App, settings: Settings, monitor: Monitor) -> None
 
     @app.timer(interval=settings.lag_interval, name="stream_trf_read_lag")
     async def read_lag() -> None:
-        own = await own_offsets(app.consumer, settings.input_topic)
-        monitor.observe_lag(await probe.read(own))
+        try:
+            own = await own_offsets(app.consumer, settings.input_topic)
+            monitor.observe_lag(await probe.read(own))
+        except Exception:  # a failed reading is reported by the probe; this is a bug
+            log.exception("the consumer lag could not be recorded; enrichment goes on")
 
     async def close_probe(sender: Any, *args: Any, **kwargs: Any) -> None:
         await probe.close()
@@ -342,14 +345,14 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             state["last_log"], state["busy_s"] = now, s.busy_s
             log.info(
                 "%d records: %d enriched, %d dead letters, %.0f words/s; latest batches %.0f "
-                "records on average; model thread busy %.0f %%; %s",
+                "records on average; model thread busy %.0f %%%s",
                 s.records,
                 s.enriched,
                 s.dead_letters,
                 s.words / max(now - state["started"], 1e-9),
                 sum(sizes) / max(len(sizes), 1),
                 100 * busy,
-                monitor.lag_summary(now),
+                f"; {monitor.lag_summary(now)}" if settings.lag_interval > 0 else "",
             )
 
     @app.agent(source_topic, name="enrich", concurrency=1)
