@@ -157,13 +157,16 @@ def main() -> None:
     load_before = os.getloadavg()
     result = run(args)
     load_after = os.getloadavg()
-    head = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
+    git = ["git", "-C", str(REPO)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    commit = head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
     out = {
         "benchmark": "lag_burst",
         "command": shlex.join(["python", "bench/lag_burst.py", *sys.argv[1:]]),
-        "commit": head,
+        "commit": commit,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": describe(),
         "model": args.model,
