@@ -5,9 +5,9 @@ fetches, it sees every partition (also those no worker owns), and faust's consum
 left alone. It is a plain consumer that names the group but never subscribes or joins: it only
 asks the group coordinator for the committed offsets (one small OffsetFetch per partition) and
 the partition leaders for the log-end offsets (ListOffsets; the log-start offsets too while a
-partition has no committed offset). From
-faust's consumer it reads only what that consumer already knows: its assignment, its position
-and the high watermark of its last fetch (see ``monitor/lag.py`` for why both ends count).
+partition has no committed offset). From faust's consumer it reads only what that consumer
+already knows: its assignment, its position and the high watermark of its last fetch (see
+``monitor/lag.py`` for why both ends count).
 """
 
 from __future__ import annotations
