@@ -159,6 +159,11 @@ class Settings:
         "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
     )
     window_seconds: float = _f(60.0, "length of the monitor's tumbling windows in seconds")
+    lag_interval: float = _f(
+        5.0,
+        "seconds between two readings of the input topic's consumer lag from the broker, for "
+        "/metrics, the dashboard and the progress line (0: not read)",
+    )
     reference_size: int = _f(
         500, "a model's first N documents are its drift reference when no reference file exists"
     )
@@ -286,6 +291,8 @@ class Settings:
             )
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")
+        if self.lag_interval < 0:
+            raise ValueError(f"lag_interval must be 0 (off) or positive, got {self.lag_interval}")
         if self.window_seconds <= 0 or self.reference_size < 1 or self.alert_windows < 1:
             raise ValueError(
                 "window_seconds must be positive, reference_size and alert_windows at least 1"

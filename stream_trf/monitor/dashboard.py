@@ -4,13 +4,16 @@
 so it works on machines without internet. The page polls ``windows.json`` beside itself
 (``/dashboard/windows.json``), which returns::
 
-    {"windows": [window records, oldest first], "alerts": [current alerts]}
+    {"windows": [window records, oldest first], "alerts": [current alerts], "lag": lag or null}
 
 where a window record is one ``stream_trf/metrics/v1`` record (the metrics topic's schema) and a
 current alert is ``{"model": {"name", "version"}, "figure", "value", "threshold", "windows",
-"since"}``. It draws, per model, a row of "now" tiles (red while an alert on their figure is
-active) and small-multiple time series as inline SVG built by its own script; windows in alert
-are shaded red. Null figures are gaps, never zeros.
+"since"}``; ``lag`` is the worker's latest reading of the input topic's consumer lag
+(``Monitor.lag()``: topic, group, at, total, partitions with their end, committed and position
+offsets, the error of a failed reading, and the recent totals as ``history``). It draws the
+lag (total, a sparkline, one row per partition), then, per model, a row of "now" tiles (red
+while an alert on their figure is active) and small-multiple time series as inline SVG built by
+its own script; windows in alert are shaded red. Null figures are gaps, never zeros.
 
 Safety: nothing from a record is ever parsed as HTML. The script builds every node with
 ``createElement`` / ``createElementNS``, ``textContent`` and ``setAttribute`` (constant attribute
@@ -21,9 +24,12 @@ server to send as a header too.
 
 Hooks for tests and health checks: ``document.body.dataset.ready`` becomes ``"1"`` after the first
 successful render; ``#empty`` says "No windows yet" until a window arrives; ``#alerts`` lists the
-current alerts; each model is a ``section.model``; tiles are ``.tile[data-figure]`` (``.tile.alert``
-when in alert); charts are ``.chart[data-figure]`` holding one ``circle.pt[data-series]`` per
-non-null value.
+current alerts; ``#lag-panel`` (hidden without a reading) holds ``#lag-total`` and one
+``tr.partition[data-partition]`` per partition (``.here``: this worker reads it); each model is
+a ``section.model``; tiles are ``.tile[data-figure]`` (``.tile.alert`` when in alert), showing the
+latest windows that had documents, with ``.tiles-age`` above them saying which and how old
+(``.idle`` when later windows had none); charts are ``.chart[data-figure]`` holding one
+``circle.pt[data-series]`` per non-null value.
 
 Which tile or chart an alert belongs to is read from the words of its ``figure`` name (for
 example ``embedding.cosine_distance``, ``embedding.p_value``, ``labels.js_distance``,
@@ -127,6 +133,24 @@ svg.plot .nodata { font-size: 12px; fill: #9aa2ae; }
 .label-bar { width: 100%; height: 10px; display: block; }
 .label-share { color: var(--muted); text-align: right; font-variant-numeric: tabular-nums; }
 .label-rows .nodata { color: #9aa2ae; text-align: center; padding: 20px 0; }
+.tiles-age { font-size: 12px; color: var(--muted); margin: -4px 0 6px; font-variant-numeric: tabular-nums; }
+.tiles-age.idle { color: #8a5a00; }
+#lag-panel {
+  background: var(--card); border: 1px solid var(--line); border-left: 7px solid var(--ok);
+  border-radius: 10px; padding: 8px 14px 10px; margin-bottom: 14px;
+  display: grid; grid-template-columns: minmax(180px, 1fr) minmax(0, 2fr) minmax(0, 2fr); gap: 14px; align-items: start;
+}
+#lag-panel.lagging { border-left-color: #e8710a; }
+#lag-panel.error { border-left-color: var(--bad); }
+#lag-panel h2 { font-size: 13px; text-transform: uppercase; letter-spacing: .6px; margin: 2px 0 4px; color: var(--muted); }
+#lag-total { font-size: 34px; font-weight: 700; line-height: 1.15; font-variant-numeric: tabular-nums; }
+#lag-panel .meta { font-size: 13px; color: var(--muted); overflow-wrap: anywhere; }
+#lag-panel .why { font-size: 13px; font-weight: 600; color: var(--bad); overflow-wrap: anywhere; }
+#lag-partitions { border-collapse: collapse; width: 100%; font-size: 12px; font-variant-numeric: tabular-nums; }
+#lag-partitions th { text-align: right; color: var(--muted); font-weight: 600; padding: 1px 6px; }
+#lag-partitions td { text-align: right; padding: 1px 6px; border-top: 1px solid var(--line); }
+#lag-partitions tr.here td:first-child::after { content: " \25CF"; color: var(--ok); }
+@media (max-width: 820px) { #lag-panel { grid-template-columns: 1fr; } }
 """
 
 _JS = r"""
@@ -281,8 +305,30 @@ _JS = r"""
     return t;
   }
 
+  // The tiles show the latest windows that had documents: an idle window has no figures, and
+  // blanking the tiles then would hide what the charts still show. The caption says how old.
+  const hasDocs = (r) => (field(r, "volume", "documents") || 0) > 0;
+  function headline(recs) {
+    const busy = recs.filter(hasDocs);
+    const shown = latestSet(busy.length ? busy : recs);
+    const shownEnd = Math.max(...shown.map(end));
+    const newest = Math.max(...recs.map(end));
+    return { shown: shown, end: shownEnd, idle: busy.length > 0 && newest > shownEnd, any: busy.length > 0 };
+  }
+
+  function tilesAge(recs) {
+    const h = headline(recs);
+    const cap = el("div", "tiles-age" + (h.idle ? " idle" : ""));
+    cap.dataset.windowEnd = String(h.end);
+    if (!h.any) { cap.textContent = "No documents in these windows yet"; return cap; }
+    const first = Math.min(...h.shown.map(start));
+    cap.textContent = (h.idle ? "Last window with documents: " : "Latest window: ") + clock(first) + "\u2013" + clock(h.end) +
+      ", ended " + ago(h.end) + (h.idle ? " \u00b7 no documents since" : "");
+    return cap;
+  }
+
   function tiles(recs, current) {
-    const now = latestSet(recs);
+    const now = headline(recs).shown;
     const row = el("div", "tiles");
     // agreement, pooled over the workers' latest windows
     let ratio = null, lo = null, hi = null;
@@ -475,7 +521,7 @@ _JS = r"""
   }
 
   function labelsCard(recs) {
-    const now = latestSet(recs);
+    const now = headline(recs).shown;
     const card = el("div", "chart");
     card.dataset.figure = "label_distribution";
     card.appendChild(el("h3", null, "Labels \u00b7 latest window"));
@@ -532,6 +578,7 @@ _JS = r"""
     const m = el("span", "meta workers", meta);
     head.appendChild(m);
     sec.appendChild(head);
+    sec.appendChild(tilesAge(recs));
     sec.appendChild(tiles(recs, current));
     const charts = el("div", "charts");
     for (const cfg of CHARTS) charts.appendChild(chart(cfg, recs, current));
@@ -561,6 +608,83 @@ _JS = r"""
     }
   }
 
+  // ---- consumer lag of the input topic (every partition, read by this worker) ----
+  function lagSpark(history) {
+    const W = 320, H = 70, ML = 40, MR = 6, MT = 6, MB = 14;
+    const pts = (Array.isArray(history) ? history : []).filter((p) => Array.isArray(p) && num(p[0]) !== null);
+    const svg = sv("svg", { viewBox: "0 0 " + W + " " + H, class: "plot", role: "img", "aria-label": "consumer lag over time" });
+    const vals = pts.map((p) => num(p[1])).filter((v) => v !== null);
+    if (!vals.length) { svg.appendChild(sv("text", { x: (ML + W - MR) / 2, y: H / 2, "text-anchor": "middle", class: "nodata" }, "no readings yet")); return svg; }
+    const t0 = num(pts[0][0]), t1 = num(pts[pts.length - 1][0]);
+    const y1 = niceCeil(Math.max(1, ...vals) * 1.08);
+    const X = (t) => ML + ((t - t0) / (t1 - t0 || 1)) * (W - ML - MR);
+    const Y = (v) => MT + (1 - v / y1) * (H - MT - MB);
+    for (const v of [0, y1]) {
+      svg.appendChild(sv("line", { x1: ML, x2: W - MR, y1: Y(v).toFixed(1), y2: Y(v).toFixed(1), stroke: v === 0 ? "#b8bec8" : "#e6e9ee", "stroke-width": 1 }));
+      svg.appendChild(sv("text", { x: ML - 5, y: (Y(v) + 3.5).toFixed(1), "text-anchor": "end" }, count(v)));
+    }
+    svg.appendChild(sv("text", { x: ML, y: H - 2, "text-anchor": "start" }, shortClock(t0)));
+    svg.appendChild(sv("text", { x: W - MR, y: H - 2, "text-anchor": "end" }, shortClock(t1)));
+    let d = "", open = false;
+    for (const p of pts) {
+      const v = num(p[1]);
+      if (v === null) { open = false; continue; }
+      d += (open ? " L" : " M") + X(num(p[0])).toFixed(1) + " " + Y(v).toFixed(1);
+      open = true;
+    }
+    svg.appendChild(sv("path", { d: d.trim(), fill: "none", stroke: COLORS.orange, "stroke-width": 1.8, class: "line", "data-series": "lag" }));
+    for (const p of pts) {
+      const v = num(p[1]);
+      if (v === null) continue;
+      const c = sv("circle", { cx: X(num(p[0])).toFixed(1), cy: Y(v).toFixed(1), r: pts.length > 90 ? 1.1 : 2, fill: COLORS.orange, class: "pt", "data-series": "lag" });
+      c.appendChild(sv("title", null, count(v) + " \u00b7 " + clock(num(p[0]))));
+      svg.appendChild(c);
+    }
+    return svg;
+  }
+
+  function renderLag(lag) {
+    const panel = document.getElementById("lag-panel");
+    if (!isObj(lag)) { panel.hidden = true; panel.replaceChildren(); return; }
+    panel.hidden = false;
+    const total = num(lag.total);
+    const parts = (Array.isArray(lag.partitions) ? lag.partitions : []).filter(isObj)
+      .slice().sort((a, b) => (num(a.partition) || 0) - (num(b.partition) || 0));
+    const error = str(lag.error);
+    panel.classList.toggle("lagging", total !== null && total > 0);
+    panel.classList.toggle("error", !!error);
+    panel.dataset.total = total === null ? "" : String(total);
+    const head = el("div", "lag-head");
+    head.appendChild(el("h2", null, "Consumer lag"));
+    const big = el("div", null, count(total));
+    big.id = "lag-total";
+    head.appendChild(big);
+    const at = num(lag.at);
+    const here = parts.filter((p) => p.owned === true).length;
+    head.appendChild(el("div", "meta", "topic " + str(lag.topic) + " \u00b7 group " + str(lag.group)));
+    head.appendChild(el("div", "meta", parts.length + " partitions, " + here + " read by this worker" +
+      (at === null ? "" : " \u00b7 read " + ago(at))));
+    if (error) head.appendChild(el("div", "why", "last reading failed" + (num(lag.error_at) === null ? "" : " " + ago(num(lag.error_at))) + ": " + error));
+    const spark = el("div", "lag-history");
+    spark.appendChild(lagSpark(lag.history));
+    const table = el("table");
+    table.id = "lag-partitions";
+    const hr = el("tr");
+    for (const h of ["partition", "lag", "end", "committed", "position"]) hr.appendChild(el("th", null, h));
+    table.appendChild(hr);
+    for (const p of parts) {
+      const tr = el("tr", "partition" + (p.owned === true ? " here" : ""));
+      tr.dataset.partition = str(p.partition);
+      tr.appendChild(el("td", "id", str(p.partition)));
+      tr.appendChild(el("td", "lag", count(num(p.lag))));
+      tr.appendChild(el("td", "end", count(num(p.end))));
+      tr.appendChild(el("td", "committed", count(num(p.committed))));
+      tr.appendChild(el("td", "position", count(num(p.position))));
+      table.appendChild(tr);
+    }
+    panel.replaceChildren(head, spark, table);
+  }
+
   function render(data) {
     const windows = (isObj(data) && Array.isArray(data.windows) ? data.windows : [])
       .filter((r) => isObj(r) && start(r) !== null && end(r) !== null);
@@ -569,6 +693,7 @@ _JS = r"""
     for (const r of windows) { const k = modelKey(r); if (!groups.has(k)) groups.set(k, []); groups.get(k).push(r); }
     const keys = [...groups.keys()].sort();
     renderAlerts(alerts);
+    renderLag(isObj(data) ? data.lag : null);
     document.getElementById("empty").hidden = windows.length > 0;
     document.getElementById("alerts-panel").hidden = windows.length === 0 && alerts.length === 0;
     const nav = document.getElementById("models-nav");
@@ -651,6 +776,7 @@ _PAGE = """<!DOCTYPE html>
 <main>
 <div id="empty"><strong>No windows yet</strong>The worker publishes one record per model when each
 window closes; this page refreshes by itself.</div>
+<section id="lag-panel" hidden></section>
 <section id="alerts-panel" hidden><h2>Alerts</h2><ul id="alerts"></ul></section>
 <div id="sections"></div>
 </main>

@@ -11,6 +11,9 @@ The reference is a file (``reference_file``) when one exists; otherwise the mode
 restarted worker keeps the same reference. Until a model has a reference its drift figures are
 null.
 
+It also keeps the worker's latest reading of the input topic's consumer lag (``observe_lag``,
+:mod:`.lag`) for ``/metrics``, the dashboard and the progress line.
+
 Thread safety: ``observe_*`` run on the event loop; ``tick`` may run in a thread (the two-sample
 test costs tens of milliseconds). One lock guards the windows and references; the figures of
 closed windows are computed outside it.
@@ -29,6 +32,7 @@ from typing import Any
 
 from . import stats
 from .alerts import Alerts, Check, Thresholds, above, below, outside
+from .lag import LagHistory, LagReading, describe
 from .prometheus import Metrics
 from .reference import Reference, ReferenceBuilder, model_key
 from .window import ModelKey, WindowFigures, Windows, record_latency
@@ -124,6 +128,9 @@ class Monitor:
         self._to_save: list[Reference] = []
         self._bandwidths: dict[int, float | None] = {}
         self._warned: set[ModelKey] = set()
+        self._lag: LagReading | None = None  # the last successful reading
+        self._lag_failure: LagReading | None = None  # the last reading, when it failed
+        self._lag_history = LagHistory(self.config.history_size)
 
     # --- observing (event loop) --------------------------------------------------------------
 
@@ -288,6 +295,7 @@ class Monitor:
                     text_se[name] = math.hypot(se_w, value / base * se_r) / base
 
         checks = self._checks(f, ref, enough, ratio, interval, js, psi, confidence, cosine)
+        floor = next(c.threshold for c in checks if c.figure == "agreement")
         checks.append(below("embedding_p_value", p_value, th.embedding_p_value_min, enough))
         for name, value in text_drift.items():
             limit = th.text_share_max if name.endswith("_share") else th.text_relative_max
@@ -340,6 +348,7 @@ class Monitor:
             ],
         }
         self.metrics.window(record, {a["figure"] for a in active}, text_drift)
+        self.metrics.agreement_bound(model[0], floor)
         return record
 
     def _checks(
@@ -391,6 +400,39 @@ class Monitor:
             ),
             above("embedding_cosine", cosine, th.embedding_cosine_max, enough),
         ]
+
+    # --- consumer lag (event loop) -----------------------------------------------------------
+
+    def observe_lag(self, reading: LagReading) -> None:
+        """Keep a lag reading; a failed one is shown as such, the last good one stays."""
+        with self._lock:
+            self._lag_history.add(reading)
+            if reading.error:
+                self._lag_failure = reading
+            else:
+                self._lag, self._lag_failure = reading, None
+        self.metrics.consumer_lag(reading)
+
+    def lag(self) -> dict[str, Any] | None:
+        """The latest lag reading for the dashboard: the last good reading's partitions, the
+        error of the latest reading if it failed, and the recent totals (None: never read)."""
+        with self._lock:
+            good, failed = self._lag, self._lag_failure
+            history = [[t, v] for t, v in self._lag_history.points]
+        latest = good or failed
+        if latest is None:
+            return None
+        out = latest.to_json()
+        if failed is not None:
+            out["error"], out["error_at"] = failed.error, failed.at
+        out["history"] = history
+        return out
+
+    def lag_summary(self, now: float | None = None) -> str:
+        """The lag in a few words, for the progress line."""
+        with self._lock:
+            latest = self._lag_failure or self._lag
+        return describe(latest, now)
 
     # --- reading -----------------------------------------------------------------------------
 

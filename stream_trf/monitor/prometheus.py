@@ -5,10 +5,15 @@ in one process (tests) do not collide, and ``/metrics`` shows exactly these metr
 and the latency histogram move with every record; gauges hold the last closed window's
 figures, NaN where a figure could not be computed. The names are a contract: Grafana
 dashboards and alert rules query them (``METRIC_NAMES``).
+
+The consumer-lag gauges (``stream_trf_consumer_*``) hold the last reading of the input topic's
+offsets (``monitor/lag.py``). Every worker reports every partition of the topic, so aggregate
+them across replicas with ``max by (topic, partition)``, never a plain ``sum``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -16,6 +21,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .alerts import FIGURES
+from .lag import LagReading
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -31,6 +37,7 @@ METRIC_NAMES = (
     "stream_trf_agreement_ratio",
     "stream_trf_agreement_ratio_lower",
     "stream_trf_agreement_ratio_upper",
+    "stream_trf_agreement_floor",
     "stream_trf_embedding_drift",
     "stream_trf_embedding_drift_p_value",
     "stream_trf_label_drift",
@@ -39,6 +46,11 @@ METRIC_NAMES = (
     "stream_trf_throughput_docs_per_second",
     "stream_trf_drift_alert",
     "stream_trf_window_end_timestamp_seconds",
+    "stream_trf_consumer_lag",
+    "stream_trf_consumer_end_offset",
+    "stream_trf_consumer_committed_offset",
+    "stream_trf_consumer_position",
+    "stream_trf_consumer_lag_timestamp_seconds",
 )
 
 # From 10 ms (one short doc on a GPU) to 30 s (a backlog on a CPU).
@@ -57,6 +69,8 @@ class Metrics:
     def __init__(self) -> None:
         self._models: set[tuple[str, str]] = set()
         self._per_document: dict[str, tuple[Any, Any, Any]] = {}
+        self._partitions: set[tuple[str, str]] = set()  # (topic, partition) of the lag gauges
+        self._positions: set[tuple[str, str]] = set()
         r = self.registry = CollectorRegistry(auto_describe=True)
         m = ("model",)
         self.model_info = Gauge(
@@ -164,10 +178,50 @@ class Metrics:
             ("model", "figure"),
             registry=r,
         )
+        self.agreement_floor = Gauge(
+            "stream_trf_agreement_floor",
+            "agreement below which the worker alerts when even the Wilson upper bound is under "
+            "it: the fixed floor, or the reference's ratio minus the allowed drop (last window)",
+            m,
+            registry=r,
+        )
         self.window_end = Gauge(
             "stream_trf_window_end_timestamp_seconds",
             "end of the last closed window",
             m,
+            registry=r,
+        )
+        tp = ("topic", "partition")
+        self.lag = Gauge(
+            "stream_trf_consumer_lag",
+            "records of the input topic's partition not yet committed by the consumer group "
+            "(log-end minus committed offset); every worker reports every partition: aggregate "
+            "with max by (topic, partition)",
+            tp,
+            registry=r,
+        )
+        self.end_offset = Gauge(
+            "stream_trf_consumer_end_offset",
+            "log-end offset of the input topic's partition (the next record's offset)",
+            tp,
+            registry=r,
+        )
+        self.committed_offset = Gauge(
+            "stream_trf_consumer_committed_offset",
+            "the consumer group's committed offset of the partition (absent until it commits)",
+            tp,
+            registry=r,
+        )
+        self.position = Gauge(
+            "stream_trf_consumer_position",
+            "this worker's next fetch offset, only for the partitions this worker owns",
+            tp,
+            registry=r,
+        )
+        self.lag_read = Gauge(
+            "stream_trf_consumer_lag_timestamp_seconds",
+            "when the consumer lag was last read from the broker",
+            ("topic",),
             registry=r,
         )
 
@@ -229,6 +283,39 @@ class Metrics:
         for figure in FIGURES:
             self.alert.labels(model, figure).set(1.0 if figure in active else 0.0)
         self.window_end.labels(model).set(_num(record["window"]["end"]))
+
+    def agreement_bound(self, model: str, floor: float | None) -> None:
+        """The floor the last window's agreement was checked against (NaN: none yet)."""
+        self.agreement_floor.labels(model).set(_num(floor))
+
+    # --- consumer lag ------------------------------------------------------------------------
+
+    def consumer_lag(self, reading: LagReading) -> None:
+        """Set the lag gauges from a successful reading; a failed one changes nothing (the
+        timestamp gauge then stops moving). Partitions that left the reading, and positions of
+        partitions this worker no longer owns, are removed rather than left stale."""
+        if reading.error:
+            return
+        seen: set[tuple[str, str]] = set()
+        owned: set[tuple[str, str]] = set()
+        for p in reading.partitions:
+            key = (reading.topic, str(p.partition))
+            seen.add(key)
+            self.lag.labels(*key).set(p.lag)
+            self.end_offset.labels(*key).set(p.end)
+            if p.committed is not None:
+                self.committed_offset.labels(*key).set(p.committed)
+            if p.owned and p.position is not None:
+                owned.add(key)
+                self.position.labels(*key).set(p.position)
+        for key in self._partitions - seen:
+            for gauge in (self.lag, self.end_offset, self.committed_offset):
+                with contextlib.suppress(KeyError):  # committed may never have been set
+                    gauge.remove(*key)
+        for key in self._positions - owned:
+            self.position.remove(*key)
+        self._partitions, self._positions = seen, owned
+        self.lag_read.labels(reading.topic).set(reading.at)
 
     def exposition(self) -> bytes:
         """The Prometheus text format, for ``GET /metrics`` (content type ``CONTENT_TYPE``)."""

@@ -24,7 +24,9 @@ Monitoring (``stream_trf.monitor``): once a buffer's outputs are acknowledged th
 them; a timer closes its windows (off the event loop) and publishes one window record per model
 to the metrics topic. With a web port, faust's web server also serves ``/metrics``
 (Prometheus), ``/dashboard`` and ``/dashboard/windows.json``, read-only, bound to ``web_host``
-(localhost by default). Monitoring never stops enrichment: its failures are logged.
+(localhost by default). Another timer reads the input topic's consumer lag with a client of its
+own (``stream/lag_probe.py``) every ``lag_interval`` seconds. Monitoring never stops enrichment:
+its failures are logged.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ..monitor.monitor import Monitor, MonitorConfig
 from ..settings import Settings
 from .feeder import Feeder
 from .kafka import broker_credentials
+from .lag_probe import LagProbe, own_offsets
 from .processor import BatchProcessor, Output, RawMessage
 from .publisher import Publisher
 from .records import Source
@@ -116,10 +119,31 @@ def _add_pages(app: faust.App, monitor: Monitor) -> None:
 
     @app.page("/dashboard/windows.json", name="stream_trf_dashboard_windows")
     async def windows(self: View, request: Request) -> Response:
-        body = orjson.dumps({"windows": monitor.history(), "alerts": monitor.current_alerts()})
+        body = orjson.dumps(
+            {"windows": monitor.history(), "alerts": monitor.current_alerts(), "lag": monitor.lag()}
+        )
         return self.bytes(
             body, headers={"Content-Type": "application/json", "Cache-Control": "no-store"}
         )
+
+
+def _add_lag_timer(app: faust.App, settings: Settings, monitor: Monitor) -> None:
+    """Every ``lag_interval`` seconds: the input topic's lag, with this worker's own offsets,
+    into the monitor (/metrics, the dashboard, the progress line)."""
+    probe = LagProbe(settings)
+
+    @app.timer(interval=settings.lag_interval, name="stream_trf_read_lag")
+    async def read_lag() -> None:
+        try:
+            own = await own_offsets(app.consumer, settings.input_topic)
+            monitor.observe_lag(await probe.read(own))
+        except Exception:  # a failed reading is reported by the probe; this is a bug
+            log.exception("the consumer lag could not be recorded; enrichment goes on")
+
+    async def close_probe(sender: Any, *args: Any, **kwargs: Any) -> None:
+        await probe.close()
+
+    app.on_before_shutdown.connect(close_probe)  # type: ignore[arg-type]
 
 
 def raw_message(event: Any) -> RawMessage:
@@ -260,6 +284,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
                     err,
                 )
 
+    if settings.lag_interval > 0:
+        _add_lag_timer(app, settings, monitor)
     _add_pages(app, monitor)
 
     def log_progress(sizes: Collection[int]) -> None:
@@ -272,13 +298,14 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             state["last_log"], state["busy_s"] = now, s.busy_s
             log.info(
                 "%d records: %d enriched, %d dead letters, %.0f words/s; latest batches %.0f "
-                "records on average; model thread busy %.0f %%",
+                "records on average; model thread busy %.0f %%%s",
                 s.records,
                 s.enriched,
                 s.dead_letters,
                 s.words / max(now - state["started"], 1e-9),
                 sum(sizes) / max(len(sizes), 1),
                 100 * busy,
+                f"; {monitor.lag_summary(now)}" if settings.lag_interval > 0 else "",
             )
 
     @app.agent(source_topic, name="enrich", concurrency=1)

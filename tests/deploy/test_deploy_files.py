@@ -133,6 +133,28 @@ def unknown_metrics(exprs: list[str], exported: set[str]) -> set[str]:
     return unknown
 
 
+# Gauges that every worker reports for every partition: summed across replicas as they are, each
+# partition would count once per worker.
+PER_PARTITION_GAUGES = (
+    "stream_trf_consumer_lag",
+    "stream_trf_consumer_end_offset",
+    "stream_trf_consumer_committed_offset",
+)
+
+
+def lag_aggregation_problems(expr: str) -> list[str]:
+    """Each per-partition gauge must be reduced with ``max by (topic, partition)`` first."""
+    problems = []
+    for m in re.finditer(r"\b(" + "|".join(PER_PARTITION_GAUGES) + r")\b(?!:)", expr):
+        before = expr[: m.start()]
+        if not re.search(
+            r"max\s+by\s*\(\s*(topic\s*,\s*partition|partition\s*,\s*topic)\s*\)\s*\(\s*$",
+            before,
+        ):
+            problems.append(f"{m[1]} is not reduced with max by (topic, partition) in {expr!r}")
+    return problems
+
+
 def kraft_problems(env: dict[str, Any]) -> list[str]:
     """Kafka environment (apache/kafka or bitnami/kafka naming) for a KRaft broker+controller."""
 
@@ -679,6 +701,26 @@ def test_dashboard_covers_the_figures(dashboard: dict[str, Any]) -> None:
             assert "js" in expr and "psi" in expr, expr
 
 
+def test_dashboard_shows_the_lag_counting_each_partition_once(dashboard: dict[str, Any]) -> None:
+    exprs = all_exprs(dashboard)
+    lag = [e for e in exprs if "stream_trf_consumer_lag" in e]
+    assert lag, "no panel shows the consumer lag"
+    assert any(
+        "partition" in t["legendFormat"]
+        for p in panels_of(dashboard)
+        for t in p["targets"]
+        if t["expr"] in lag
+    )
+    for expr in exprs:
+        assert lag_aggregation_problems(expr) == [], expr
+    # the checker can fail
+    assert lag_aggregation_problems("sum(stream_trf_consumer_lag)")
+    assert lag_aggregation_problems("max by (topic) (stream_trf_consumer_end_offset)")
+    assert (
+        lag_aggregation_problems('max by (partition, topic) (stream_trf_consumer_lag{x="y"})') == []
+    )
+
+
 def test_dashboard_highlights_drift_alerts(dashboard: dict[str, Any]) -> None:
     highlighted = []
     for panel in panels_of(dashboard):
@@ -886,3 +928,158 @@ def test_k8s_gpu_overlay(k8s_base: list[dict[str, Any]]) -> None:
         (container,) = doc["spec"]["template"]["spec"]["containers"]
         assert container["name"] == base_container["name"]
         assert int(container["resources"]["limits"]["nvidia.com/gpu"]) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Scaling on lag (KEDA) and monitoring with Prometheus Operator
+
+KEDA = K8S / "overlays" / "keda"
+# Trigger metadata of KEDA's `kafka` scaler (keda.sh/docs/latest/scalers/apache-kafka, and
+# pkg/scalers/kafka_scaler.go); bootstrapServers, consumerGroup and topic also as ...FromEnv.
+KAFKA_SCALER_PARAMETERS = {
+    "bootstrapServers",
+    "bootstrapServersFromEnv",
+    "consumerGroup",
+    "consumerGroupFromEnv",
+    "topic",
+    "topicFromEnv",
+    "lagThreshold",
+    "activationLagThreshold",
+    "offsetResetPolicy",
+    "allowIdleConsumers",
+    "excludePersistentLag",
+    "scaleToZeroOnInvalidOffset",
+    "limitToPartitionsWithLag",
+    "ensureEvenDistributionOfPartitions",
+    "partitionLimitation",
+    "version",
+    "tls",
+    "sasl",
+}
+
+
+def scaledobject_problems(
+    scaled: dict[str, Any], deployment: dict[str, Any], settings_env: dict[str, str]
+) -> list[str]:
+    """A KEDA ScaledObject that scales the worker Deployment on its own group's lag of its own
+    input topic, within the partitions. ``settings_env``: the env the worker container loads
+    (KEDA resolves ...FromEnv from it)."""
+    settings = Settings.from_sources(env=settings_env)
+    problems = []
+    if (scaled.get("apiVersion"), scaled.get("kind")) != ("keda.sh/v1alpha1", "ScaledObject"):
+        problems.append(f"not a KEDA ScaledObject: {scaled.get('apiVersion')} {scaled.get('kind')}")
+    spec = scaled["spec"]
+    target = spec["scaleTargetRef"]
+    if (
+        target.get("kind", "Deployment") != "Deployment"
+        or target["name"] != deployment["metadata"]["name"]
+    ):
+        problems.append(f"scales {target}, not the Deployment {deployment['metadata']['name']}")
+    low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 100)
+    if not 1 <= low <= high <= settings.partitions:
+        problems.append(
+            f"replicas {low}..{high} outside 1..{settings.partitions} (STREAM_TRF_PARTITIONS)"
+        )
+    triggers = spec.get("triggers", [])
+    if [t.get("type") for t in triggers] != ["kafka"]:
+        return [*problems, f"triggers {[t.get('type') for t in triggers]}, want one kafka"]
+    meta = triggers[0]["metadata"]
+    if set(meta) - KAFKA_SCALER_PARAMETERS:
+        problems.append(f"not kafka scaler parameters: {set(meta) - KAFKA_SCALER_PARAMETERS}")
+    if any(not isinstance(v, str) for v in meta.values()):
+        problems.append("trigger metadata values must be strings")
+
+    def value(name: str) -> str | None:
+        if name + "FromEnv" in meta:
+            return settings_env.get(str(meta[name + "FromEnv"]))
+        return meta.get(name)
+
+    if value("topic") != settings.input_topic:
+        problems.append(f"topic {value('topic')!r} is not the input topic {settings.input_topic}")
+    if value("consumerGroup") != settings.group_id:
+        problems.append(f"group {value('consumerGroup')!r} is not the workers' {settings.group_id}")
+    if value("bootstrapServers") != ",".join(settings.bootstrap_servers()):
+        problems.append(f"brokers {value('bootstrapServers')!r} are not {settings.broker}")
+    if not str(meta.get("lagThreshold", "")).isdigit() or int(meta["lagThreshold"]) < 1:
+        problems.append(f"lagThreshold {meta.get('lagThreshold')!r} is not a positive integer")
+    if meta.get("offsetResetPolicy") != "earliest":  # the workers' auto_offset_reset
+        problems.append("offsetResetPolicy must be earliest, as the workers start")
+    if meta.get("allowIdleConsumers", "false") != "false":
+        problems.append("allowIdleConsumers would scale beyond the partitions")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def keda_docs() -> list[dict[str, Any]]:
+    return k8s_docs(KEDA)
+
+
+def test_keda_scales_the_worker_on_its_lag(
+    keda_docs: list[dict[str, Any]], k8s_base: list[dict[str, Any]], k8s_settings: dict[str, str]
+) -> None:
+    (deployment,) = by_kind(k8s_base, "Deployment")
+    (scaled,) = by_kind(keda_docs, "ScaledObject")
+    assert scaledobject_problems(scaled, deployment, k8s_settings) == []
+    # bounded by the partition count exactly: every replica can get a partition
+    assert scaled["spec"]["maxReplicaCount"] == int(k8s_settings["STREAM_TRF_PARTITIONS"])
+    overlay = load_yaml(KEDA / "kustomization.yaml")
+    assert "../../base" in overlay["resources"] and "scaledobject.yaml" in overlay["resources"]
+    # the HPA owns the replica count: the overlay drops the base's fixed one
+    (patch,) = overlay["patches"]
+    assert patch["target"] == {"kind": "Deployment", "name": deployment["metadata"]["name"]}
+    doc = load_yaml(KEDA / patch["path"])
+    assert doc["metadata"]["name"] == deployment["metadata"]["name"]
+    assert "replicas" in doc["spec"] and doc["spec"]["replicas"] is None
+    assert "replicas" in deployment["spec"]
+
+
+def test_the_scaledobject_checker_rejects_bad_ones(
+    keda_docs: list[dict[str, Any]], k8s_base: list[dict[str, Any]], k8s_settings: dict[str, str]
+) -> None:
+    import copy
+
+    (deployment,) = by_kind(k8s_base, "Deployment")
+    (scaled,) = by_kind(keda_docs, "ScaledObject")
+
+    def broken(change: Any) -> list[str]:
+        s = copy.deepcopy(scaled)
+        change(s["spec"], s["spec"]["triggers"][0]["metadata"])
+        return scaledobject_problems(s, deployment, k8s_settings)
+
+    partitions = int(k8s_settings["STREAM_TRF_PARTITIONS"])
+    assert broken(lambda s, m: s.update(maxReplicaCount=partitions + 1))
+    assert broken(lambda s, m: s.update(minReplicaCount=0))
+    assert broken(lambda s, m: s["scaleTargetRef"].update(name="other"))
+    assert broken(lambda s, m: s["triggers"][0].update(type="prometheus"))
+    assert broken(lambda s, m: m.update(topicFromEnv="STREAM_TRF_OUTPUT_TOPIC"))
+    assert broken(lambda s, m: m.update(consumerGroupFromEnv="NOPE"))
+    assert broken(lambda s, m: m.update(bootstrapServers="kafka://kafka:9092"))
+    assert broken(lambda s, m: m.update(lagThreshold="0"))
+    assert broken(lambda s, m: m.update(lagThreshold=3000))
+    assert broken(lambda s, m: m.update(lagTreshold="10"))
+    assert broken(lambda s, m: m.update(offsetResetPolicy="latest"))
+    assert broken(lambda s, m: m.update(allowIdleConsumers="true"))
+    assert scaledobject_problems(scaled, deployment, {**k8s_settings, "STREAM_TRF_PARTITIONS": "2"})
+
+
+def test_prometheus_operator_scrapes_the_workers_under_the_rules_job_name(
+    k8s_base: list[dict[str, Any]],
+) -> None:
+    (service,) = by_kind(k8s_base, "Service")
+    (monitor,) = by_kind(k8s_docs(K8S / "monitoring"), "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    ports = {p["name"] for p in service["spec"]["ports"]}
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in ports and endpoint["path"] in worker_routes()
+    # the alert rules find the workers by job: the ServiceMonitor's (the Service's name) and
+    # the compose scrape job's
+    rules = (DEPLOY / "prometheus" / "rules" / "stream-trf.rules.yml").read_text(encoding="utf-8")
+    jobs = set(re.findall(r'up\{job=~"([^"]+)"\}', rules))
+    assert len(jobs) == 1
+    (pattern,) = jobs
+    compose_jobs = [j["job_name"] for j in load_yaml(COMPOSE / "prometheus.yml")["scrape_configs"]]
+    for job in [service["metadata"]["name"], *compose_jobs]:
+        assert re.fullmatch(pattern, job), (pattern, job)
+    assert not re.fullmatch(pattern, "node-exporter")

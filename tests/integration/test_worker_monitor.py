@@ -78,7 +78,7 @@ def test_a_worker_serves_metrics_and_publishes_window_records(
     assert all(w["model"]["name"] == Path(settings.model).name for w in windows)
     assert all(w["window"]["end"] - w["window"]["start"] <= 2.0 for w in windows)
     assert any(w["reference"]["source"] == "stream:first-10" for w in windows)
-    assert served["windows"] and set(served) == {"windows", "alerts"}
+    assert served["windows"] and set(served) == {"windows", "alerts", "lag"}
     # The enriched topic makes a reference too (stream-trf reference --from-topic).
     ref_path = tmp_path / "ref.json"
     argv = ["reference", "--from-topic", settings.output_topic, "--broker", broker.url]

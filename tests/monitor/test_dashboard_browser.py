@@ -424,6 +424,10 @@ def test_header_tiles_and_alert(rendered: tuple[Node, Path, float], data: dict) 
     assert "embedding.cosine_distance" in alerts[0].text()
     assert PROD_MODEL["name"] in alerts[0].text()
     assert "(1 alert)" in dom.find("title").text()  # type: ignore[union-attr]
+    # no lag reading in this payload: no lag panel; the newest window had documents
+    assert dom.select(id="lag-panel")[0].attrs.get("hidden") is not None
+    (age,) = prod.select(cls="tiles-age")
+    assert "idle" not in age.classes and age.text().startswith("Latest window: ")
 
 
 def test_one_chart_per_figure_with_one_point_per_window(
@@ -527,3 +531,101 @@ def test_page_follows_the_stream(tmp_path: Path) -> None:
     )
     assert len(throughput.select("circle", "pt")) == 7
     assert "7 windows" in prod.select(cls="model-head")[0].text()
+
+
+# --------------------------------------------------------------------------- idle windows, lag
+
+LAG_PARTITIONS = [
+    {"partition": 0, "end": 5200, "committed": 4000, "lag": 1200, "owned": True, "position": 4256},
+    {"partition": 1, "end": 4100, "committed": 4100, "lag": 0, "owned": True, "position": 4100},
+    {"partition": 2, "end": 3900, "committed": 3866, "lag": 34, "owned": False, "position": None},
+    {"partition": 3, "end": 10, "committed": None, "lag": 10, "owned": False, "position": None},
+]
+
+
+def idle_record(model: dict[str, str], worker: str, i: int) -> dict[str, Any]:
+    """A window in which nothing arrived, as the monitor writes it: zeros and nulls."""
+    rec = window_record(model, worker, i, random.Random(i))
+    rec["volume"] = {"documents": 0, "words": 0, "dead_letters": 0, "duplicates": 0}
+    rec["agreement"] = {"compared": 0, "agree": 0, "ratio": None, "lower": None, "upper": None}
+    rec["labels"] = {"distribution": {}, "mean_confidence": None, "js_distance": None, "psi": None}
+    rec["embedding"] = {"cosine_distance": None, "mmd2": None, "p_value": None}
+    rec["text"] = dict.fromkeys(rec["text"])
+    rec["latency"] = {"p50_s": None, "p99_s": None, "docs_per_second": 0.0}
+    return rec
+
+
+def idle_then_lagging() -> dict[str, Any]:
+    """PROD: 6 windows with documents, then 3 idle ones; a lag reading with a failed last read
+    and a history with a gap."""
+    rng = random.Random(3)
+    busy = [window_record(PROD_MODEL, "worker-a:4101", i, rng) for i in range(6)]
+    idle = [idle_record(PROD_MODEL, "worker-a:4101", i) for i in range(6, 9)]
+    now = T0 + 9 * WINDOW_S
+    history = [[now - 60 + 5 * k, v] for k, v in enumerate([0, 0, 400, 900, None, 1244])]
+    lag = {
+        "topic": "stream-trf-input",
+        "group": "stream-trf",
+        "at": now - 5,
+        "total": sum(p["lag"] for p in LAG_PARTITIONS),
+        "partitions": LAG_PARTITIONS,
+        "error": "KafkaTimeoutError",
+        "error_at": now - 1,
+        "history": history,
+    }
+    return {"windows": busy + idle, "alerts": [], "lag": lag}
+
+
+def test_idle_windows_keep_the_last_figures_and_the_lag_panel_shows_every_partition(
+    tmp_path: Path,
+) -> None:
+    import jsonschema
+
+    from stream_trf import schemas
+
+    data = idle_then_lagging()
+    validator = jsonschema.Draft202012Validator(schemas.load("metrics"))
+    for rec in data["windows"]:
+        validator.validate(rec)  # the idle windows are what a worker would publish
+    with serve(lambda _: data) as url:
+        dom = dump_dom(url, tmp_path / "profile")
+    prod = section(dom, PROD_MODEL)
+    tiles = {t.attrs["data-figure"]: t for t in prod.select(cls="tile")}
+    last_busy = data["windows"][5]
+    # the tiles hold the last window with documents, not the idle window's blanks
+    agreement = last_busy["agreement"]
+    assert f"{100 * agreement['ratio']:.1f}%" in tiles["agreement"].text()
+    assert "nodata" not in tiles["agreement"].classes
+    assert f"{last_busy['latency']['docs_per_second']:.1f}" in tiles["throughput"].text()
+    assert "—" not in tiles["latency"].select(cls="value")[0].text()
+    (age,) = prod.select(cls="tiles-age")
+    assert "idle" in age.classes
+    assert float(age.attrs["data-window-end"]) == last_busy["window"]["end"]
+    assert age.text().startswith("Last window with documents: ")
+    assert " min ago" in age.text() and "no documents since" in age.text()
+    # the charts still draw every window (the idle ones as zeros or gaps)
+    throughput = next(
+        c for c in prod.select("div", "chart") if c.attrs["data-figure"] == "throughput"
+    )
+    assert len(throughput.select("circle", "pt")) == 9
+    # the lag panel: total, one row per partition (this worker's marked), the failed reading
+    (panel,) = dom.select(id="lag-panel")
+    assert panel.attrs.get("hidden") is None
+    assert {"lagging", "error"} <= panel.classes
+    assert panel.attrs["data-total"] == "1244"
+    assert dom.select(id="lag-total")[0].text() == "1,244"
+    rows = panel.select("tr", "partition")
+    assert [r.attrs["data-partition"] for r in rows] == ["0", "1", "2", "3"]
+    assert ["here" in r.classes for r in rows] == [True, True, False, False]
+    cells = {r.attrs["data-partition"]: r for r in rows}
+    assert cells["0"].select("td", "lag")[0].text() == "1,200"
+    assert cells["0"].select("td", "position")[0].text() == "4,256"
+    assert cells["3"].select("td", "committed")[0].text() == "—"
+    text = panel.text()
+    assert "stream-trf-input" in text and "2 read by this worker" in text
+    assert "last reading failed" in text and "KafkaTimeoutError" in text
+    # the history: one point per reading that succeeded, the failed one a gap
+    points = panel.select("circle", "pt", data_series="lag")
+    assert len(points) == 5
+    (line,) = panel.select("path", "line", data_series="lag")
+    assert line.attrs["d"].count("M") == 2

@@ -9,6 +9,7 @@ from monitor_helpers import SHIFTED, RecordStream
 from prometheus_client.parser import text_string_to_metric_families
 
 from stream_trf.monitor.alerts import FIGURES, Thresholds
+from stream_trf.monitor.lag import LagReading, partition_lag
 from stream_trf.monitor.monitor import Monitor, MonitorConfig
 from stream_trf.monitor.prometheus import METRIC_NAMES, Metrics
 
@@ -65,6 +66,8 @@ def test_the_exposition_parses_and_holds_every_metric() -> None:
         t = 10.0 + i * 0.1
         monitor.observe_enriched(stream.record(now=t, label_p=SHIFTED, shift=1.0), t)
     monitor.tick(20.0)
+    lag = partition_lag(0, ends=(10,), committed=4, owned=True, position=8)
+    monitor.observe_lag(LagReading("in", "g", 21.0, (lag,)))
     names, values = _samples(metrics)
     missing = set(METRIC_NAMES) - names
     assert not missing, missing
@@ -90,6 +93,11 @@ def test_the_exposition_parses_and_holds_every_metric() -> None:
     assert set(alerts) == set(FIGURES)
     assert alerts["embedding_cosine"] == 1 and alerts["label_js"] == 1
     assert alerts["agreement"] == 0
+    # the floor: the reference's agreement (4 in 5 of its first 100 docs) minus the 0.05 drop
+    assert math.isclose(values[("stream_trf_agreement_floor", m)], 0.8 - 0.05)
+    tp = (("partition", "0"), ("topic", "in"))
+    assert values[("stream_trf_consumer_lag", tp)] == 6
+    assert values[("stream_trf_consumer_position", tp)] == 8
 
 
 def test_each_metrics_object_has_its_own_registry() -> None:

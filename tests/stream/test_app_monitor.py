@@ -54,7 +54,8 @@ def test_metrics_dashboard_and_window_data_are_served() -> None:
     status, headers, body = got["/dashboard/windows.json"]
     assert status == 200 and headers["Content-Type"].startswith("application/json")
     data: dict[str, Any] = orjson.loads(body)
-    assert set(data) == {"windows", "alerts"}
+    assert set(data) == {"windows", "alerts", "lag"}
+    assert data["lag"] is None  # not read yet (no broker here)
     assert len(data["windows"]) == 1 and data["windows"][0]["volume"]["documents"] == 5
     assert data["alerts"] == []
 
