@@ -166,9 +166,18 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .stream.worker import run
+    """One worker in this process, or several under a supervisor (``--processes``)."""
+    from .stream.supervisor import resolve_processes
 
-    return run(_settings(args))
+    settings = _settings(args)
+    processes = resolve_processes(settings)
+    if processes == 1:
+        from .stream.worker import run_worker
+
+        return run_worker(settings)
+    from .stream.supervisor import supervise
+
+    return supervise(settings, processes)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -221,7 +230,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         except Exception:  # bad lines go as they are: the worker dead-letters them
             keys.append(None)
     if args.create_topic:
-        asyncio.run(clients.ensure_topics(settings, [args.topic], settings.partitions))
+        asyncio.run(clients.ensure_topics(settings, [args.topic], settings.topics.partitions))
     headers = []
     for item in args.header:
         name, sep, value = item.partition("=")

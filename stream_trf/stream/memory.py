@@ -52,9 +52,10 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# mallopt's parameter number for the mmap threshold (malloc.h); glibc caps the value at 32 MiB
+from ..settings import MAX_MMAP_THRESHOLD_MB
+
+# mallopt's parameter number for the mmap threshold (malloc.h)
 M_MMAP_THRESHOLD = -3
-MAX_MMAP_THRESHOLD_MB = 32
 THP_SYSFS = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
