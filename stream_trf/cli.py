@@ -452,6 +452,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import auto
     from .settings import add_arguments
     from .stream.kafka import CODECS
 
@@ -638,8 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--words-per-batch",
         type=int,
         default=0,
-        help="most padded wordpieces in one sub-batch; 0 = auto: 1000 on a CPU, 32000 on a GPU "
-        "(default: %(default)s)",
+        help="most padded wordpieces in one sub-batch; 0 = auto: "
+        f"{auto.WORDS_PER_BATCH['library']['cpu']} on a CPU, "
+        f"{auto.WORDS_PER_BATCH['library']['cuda']} on a GPU (default: %(default)s)",
     )
     enc.add_argument(
         "--batch-size", type=int, default=128, help="docs per nlp.pipe batch (default: %(default)s)"
