@@ -166,9 +166,18 @@ def _settings(args: argparse.Namespace) -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from .stream.worker import run
+    """One worker in this process, or several under a supervisor (``--processes``)."""
+    from .stream.supervisor import resolve_processes
 
-    return run(_settings(args))
+    settings = _settings(args)
+    processes = resolve_processes(settings)
+    if processes == 1:
+        from .stream.worker import run_worker
+
+        return run_worker(settings)
+    from .stream.supervisor import supervise
+
+    return supervise(settings, processes)
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
@@ -221,7 +230,7 @@ def cmd_produce(args: argparse.Namespace) -> int:
         except Exception:  # bad lines go as they are: the worker dead-letters them
             keys.append(None)
     if args.create_topic:
-        asyncio.run(clients.ensure_topics(settings, [args.topic], settings.partitions))
+        asyncio.run(clients.ensure_topics(settings, [args.topic], settings.topics.partitions))
     headers = []
     for item in args.header:
         name, sep, value = item.partition("=")
@@ -443,6 +452,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import auto
     from .settings import add_arguments
     from .stream.kafka import CODECS
 
@@ -629,8 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--words-per-batch",
         type=int,
         default=0,
-        help="most padded wordpieces in one sub-batch; 0 = auto: 1000 on a CPU, 32000 on a GPU "
-        "(default: %(default)s)",
+        help="most padded wordpieces in one sub-batch; 0 = auto: "
+        f"{auto.WORDS_PER_BATCH['library']['cpu']} on a CPU, "
+        f"{auto.WORDS_PER_BATCH['library']['cuda']} on a GPU (default: %(default)s)",
     )
     enc.add_argument(
         "--batch-size", type=int, default=128, help="docs per nlp.pipe batch (default: %(default)s)"

@@ -1,275 +1,275 @@
-"""One settings object for the worker: command-line flags, then ``STREAM_TRF_*`` environment
+"""The worker's settings, in sections: command-line flags, then ``STREAM_TRF_*`` environment
 variables, then defaults. No other module reads the environment.
+
+Each setting is declared once (``stream_trf.setting``), in the section that groups it; the
+monitoring section is the monitor's own configuration (``monitor/config.py``). A setting reads
+by section (``settings.topics.input_topic``) and by its own name too (``settings.input_topic``:
+the name its flag and variable are made of), and ``Settings(input_topic=...)`` and
+``settings.with_(input_topic=...)`` take those names. What 0 ("auto") means lives in
+``stream_trf.auto``. ``python -m stream_trf.settings --markdown`` writes docs/configuration.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from . import auto
 from .model.source import DEFAULT_MODEL
-from .stream.memory import MAX_MMAP_THRESHOLD_MB
+from .monitor.config import MonitorConfig
+from .setting import (
+    ENV_PREFIX,
+    Spec,
+    check_choices,
+    coerce,
+    intro,
+    setting,
+    specs,
+    subsections,
+    title,
+)
 
-ENV_PREFIX = "STREAM_TRF_"
+__all__ = [
+    "ENV_PREFIX",
+    "MAX_MMAP_THRESHOLD_MB",
+    "SPECS",
+    "BatchingSettings",
+    "KafkaSettings",
+    "MemorySettings",
+    "MonitorConfig",
+    "OperationsSettings",
+    "RecordSettings",
+    "Settings",
+    "TopicSettings",
+    "TransformerSettings",
+    "add_arguments",
+    "markdown",
+]
+
+# glibc caps the mmap threshold (M_MMAP_THRESHOLD) at 32 MiB; stream/memory.py applies it.
+MAX_MMAP_THRESHOLD_MB = 32
 
 
-def _f(
-    default: Any, help: str, *, flag: str | None = None, choices: tuple[str, ...] | None = None
-) -> Any:
-    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+def _per_device(table: Mapping[str, int]) -> str:
+    return f"{table['cpu']:,} on a CPU, {table['cuda']:,} on a GPU"
 
 
 @dataclass(frozen=True)
-class Settings:
-    # Where
-    broker: str = _f(
+class KafkaSettings:
+    """Kafka connection.
+
+    Where the brokers are and how to reach them (TLS, SASL)."""
+
+    broker: str = setting(
         "kafka://127.0.0.1:9092", "broker URL list, e.g. kafka://a:9092;kafka://b:9092"
     )
-    input_topic: str = _f("stream-trf-input", "topic the documents arrive on")
-    output_topic: str = _f("stream-trf-enriched", "topic the enriched records go to")
-    dlq_topic: str = _f("stream-trf-dead-letters", "topic for records that cannot be enriched")
-    group_id: str = _f("stream-trf", "consumer group; workers with the same id share partitions")
-    partitions: int = _f(4, "partitions of topics the worker creates (the unit of scale-out)")
-    # What
-    model: str = _f(DEFAULT_MODEL, "model name, HF directory or saved stream_trf pipeline")
-    # Batching
-    max_batch: int = _f(256, "most documents buffered into one batch")
-    batch_within: float = _f(
-        0.1,
-        "seconds to wait for a batch to fill before processing it anyway; under load the "
-        "batch fills while the model works, so this only matters when traffic is light",
+    security_protocol: str = setting(
+        "PLAINTEXT",
+        "Kafka security protocol",
+        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
     )
-    fetch_max_wait: float = _f(
-        0.1,
-        "longest a consumer fetch waits for data; some brokers (the embedded one) hold every "
-        "fetch this long, so it bounds the latency it adds",
+    ssl_cafile: str = setting("", "CA bundle for TLS")
+    ssl_certfile: str = setting("", "client certificate for TLS")
+    ssl_keyfile: str = setting("", "client key for TLS")
+    sasl_mechanism: str = setting(
+        "PLAIN", "SASL mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
     )
-    words_per_batch: int = _f(
-        0,
-        "most padded wordpieces in one transformer sub-batch; 0 = auto: 500 on a CPU, 8000 "
-        "on a GPU (the worker's latency at half load on an H100; the library alone uses 32000 "
-        "there; measure yours with stream-trf bench --sweep)",
+    sasl_username: str = setting("", "SASL user name")
+    sasl_password: str = setting("", "SASL password (prefer the environment variable)")
+
+    def broker_urls(self) -> list[str]:
+        return [u.strip() for u in self.broker.replace(",", ";").split(";") if u.strip()]
+
+    def bootstrap_servers(self) -> list[str]:
+        return [u.split("://", 1)[-1] for u in self.broker_urls()]
+
+    def validate(self) -> None:
+        if not self.broker_urls():
+            raise ValueError(
+                "broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)"
+            )
+
+
+@dataclass(frozen=True)
+class TopicSettings:
+    """Topics and consumer group.
+
+    The group's timing is short because the embedded broker (Tansu) holds a JoinGroup for half
+    the session timeout: faust's own 60 s made a first join take 30 s."""
+
+    input_topic: str = setting("stream-trf-input", "topic the documents arrive on")
+    output_topic: str = setting("stream-trf-enriched", "topic the enriched records go to")
+    dlq_topic: str = setting("stream-trf-dead-letters", "topic for records that cannot be enriched")
+    metrics_topic: str = setting(
+        "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
     )
-    precision: str = _f(
+    group_id: str = setting(
+        "stream-trf", "consumer group; workers with the same id share partitions"
+    )
+    partitions: int = setting(4, "partitions of topics the worker creates (the unit of scale-out)")
+    session_timeout: float = setting(10.0, "consumer session timeout in seconds")
+    heartbeat_interval: float = setting(2.0, "consumer heartbeat interval in seconds")
+    rebalance_timeout: float = setting(30.0, "seconds members get to rejoin during a rebalance")
+    commit_interval: float = setting(
+        1.0, "seconds between offset commits (of acknowledged work only)"
+    )
+
+    def validate(self) -> None:
+        if self.partitions < 1:
+            raise ValueError(f"partitions must be at least 1, got {self.partitions}")
+        if self.heartbeat_interval * 3 > self.session_timeout:
+            raise ValueError("heartbeat_interval must be at most a third of session_timeout")
+
+
+@dataclass(frozen=True)
+class TransformerSettings:
+    """Transformer.
+
+    Which model, at what precision, in what sub-batches."""
+
+    model: str = setting(DEFAULT_MODEL, "model name, HF directory or saved stream_trf pipeline")
+    precision: str = setting(
         "fp32",
         "transformer precision: fp32; int8 (CPU) or fp16/bf16 (GPU), see stream-trf bench "
         "--precisions for their fidelity",
         choices=("fp32", "int8", "fp16", "bf16"),
     )
-    packing: str = _f(
+    packing: str = setting(
         "auto",
         "padding-free inference for BERT-family models: auto (on CUDA), on, off; on a CPU it "
-        "measured on par with length-bucketed padding",
+        "is on par with length-bucketed padding",
         choices=("auto", "on", "off"),
     )
-    trace: str = _f(
+    trace: str = setting(
         "auto",
         "run the transformer as a TorchScript trace, checked against the eager model at load: "
         "auto (on a CPU), on, off; a traced pass holds no GIL, so the lanes and spaCy's Python "
         "share the cores instead of taking turns",
         choices=("auto", "on", "off"),
     )
-    processes: int = _f(
+    words_per_batch: int = setting(
         0,
-        "worker processes this command runs in the consumer group, each with its own model and "
-        "an equal share of the cores; 0 = auto: one per 4 cores, at most one per partition "
-        "(within a process the model runs on one lane per core; spaCy and Kafka share one "
-        "interpreter), on a GPU too: the processes share the card",
+        "most padded wordpieces in one transformer sub-batch; 0 = auto: "
+        f"{_per_device(auto.WORDS_PER_BATCH['worker'])} (the library alone uses "
+        f"{_per_device(auto.WORDS_PER_BATCH['library'])}; measure yours with stream-trf bench "
+        "--sweep)",
     )
-    max_text_chars: int = _f(1_000_000, "longer texts become dead letters (text_too_long)")
-    # Heavy output fields
-    emit_tokens: bool = _f(False, "add token texts and per-token vectors to enriched records")
-    emit_wordpieces: bool = _f(False, "add wordpieces and the token alignment to enriched records")
-    vector_encoding: str = _f(
+
+    def validate(self) -> None:
+        if self.words_per_batch < 0:
+            raise ValueError(
+                f"words_per_batch must be positive or 0 (auto), got {self.words_per_batch}"
+            )
+
+
+@dataclass(frozen=True)
+class BatchingSettings:
+    """Batching.
+
+    How records taken from the input topic become the model's batches."""
+
+    max_batch: int = setting(256, "most documents buffered into one batch")
+    batch_within: float = setting(
+        0.1,
+        "seconds to wait for a batch to fill before processing it anyway; under load the "
+        "batch fills while the model works, so this only matters when traffic is light",
+    )
+    fetch_max_wait: float = setting(
+        0.1,
+        "longest a consumer fetch waits for data; some brokers (the embedded one) hold every "
+        "fetch this long, so it bounds the latency it adds",
+    )
+
+    def validate(self) -> None:
+        if self.max_batch < 1:
+            raise ValueError(f"max_batch must be positive, got {self.max_batch}")
+        if not 0 < self.fetch_max_wait <= 30 or self.batch_within < 0:
+            raise ValueError(
+                "fetch_max_wait must be in (0, 30] seconds and batch_within at least 0, got "
+                f"{self.fetch_max_wait} and {self.batch_within}"
+            )
+
+
+@dataclass(frozen=True)
+class RecordSettings:
+    """Records.
+
+    What an input record may hold and what an enriched record carries."""
+
+    max_text_chars: int = setting(1_000_000, "longer texts become dead letters (text_too_long)")
+    emit_tokens: bool = setting(False, "add token texts and per-token vectors to enriched records")
+    emit_wordpieces: bool = setting(
+        False, "add wordpieces and the token alignment to enriched records"
+    )
+    vector_encoding: str = setting(
         "json",
         "how doc_vector and token_vectors travel: json (numbers, ~10 bytes a value), "
         "base64-f32 (every bit, 5.3 bytes a value) or base64-f16 (2.7 bytes a value), the "
         "latter two as {dtype, shape, base64} objects",
         choices=("json", "base64-f32", "base64-f16"),
     )
-    max_record_bytes: int = _f(
+    max_record_bytes: int = setting(
         1_000_000,
         "largest record the worker's producer sends (Kafka's default broker limit); a larger "
         "enriched record becomes an output_too_large dead letter. Raise it together with the "
         "output topic's max.message.bytes",
     )
-    # Consumer-group timing. Tansu (the embedded broker) holds a JoinGroup for half the session
-    # timeout; faust's own default (60 s) made the first join take 30 s.
-    session_timeout: float = _f(10.0, "consumer session timeout in seconds")
-    heartbeat_interval: float = _f(2.0, "consumer heartbeat interval in seconds")
-    rebalance_timeout: float = _f(30.0, "seconds members get to rejoin during a rebalance")
-    commit_interval: float = _f(1.0, "seconds between offset commits (of acknowledged work only)")
-    # Security, passed through to the Kafka clients
-    security_protocol: str = _f(
-        "PLAINTEXT",
-        "Kafka security protocol",
-        choices=("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"),
-    )
-    ssl_cafile: str = _f("", "CA bundle for TLS")
-    ssl_certfile: str = _f("", "client certificate for TLS")
-    ssl_keyfile: str = _f("", "client key for TLS")
-    sasl_mechanism: str = _f(
-        "PLAIN", "SASL mechanism", choices=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
-    )
-    sasl_username: str = _f("", "SASL user name")
-    sasl_password: str = _f("", "SASL password (prefer the environment variable)")
-    # Operations
-    web_port: int = _f(0, "port of the worker's web server (0: off)")
-    web_host: str = _f("127.0.0.1", "address the web server binds to")
-    log_level: str = _f("info", "log level", choices=("debug", "info", "warn", "error"))
-    data_dir: str = _f("", "faust's data directory (default: a temporary one)")
-    mmap_threshold_mb: float = _f(
+
+    def validate(self) -> None:
+        if self.max_text_chars < 1:
+            raise ValueError(f"max_text_chars must be positive, got {self.max_text_chars}")
+        if self.max_record_bytes < 1024:
+            raise ValueError(
+                f"max_record_bytes must be at least 1024 bytes, got {self.max_record_bytes}"
+            )
+
+
+@dataclass(frozen=True)
+class MemorySettings:
+    """Memory.
+
+    How a long-running worker keeps its resident memory low and level. All of these are process-wide, so the worker sets them, never the library. Why each default
+    is what it is: docs/decisions/allocator.md, onednn-cache.md and zones.md."""
+
+    mmap_threshold_mb: float = setting(
         4.0,
         "memory blocks of this many MiB or more get their own mappings and go back to the OS "
         "when freed, so the heap fragments less and RSS sits lower and creeps less (glibc; "
-        "0 = glibc's own sliding threshold; at most 32)",
+        f"0 = glibc's own sliding threshold; at most {MAX_MMAP_THRESHOLD_MB})",
     )
-    huge_pages: bool = _f(
+    huge_pages: bool = setting(
         True,
         "torch's large CPU tensors on 2 MiB pages (THP_MEM_ALLOC_ENABLE): takes back the page "
         "faults that fresh mappings cost",
     )
-    onednn_cache: int = _f(
+    onednn_cache: int = setting(
         0,
         "kernels oneDNN keeps compiled, one per tensor shape (ONEDNN_PRIMITIVE_CACHE_CAPACITY); "
         "sub-batch shapes hardly repeat, so a cache only grows: 0 = none (lower, flat RSS and "
         "no slower), -1 = oneDNN's default of 1,024",
     )
-    release_every: int = _f(
+    release_every: int = setting(
         0,
         "hand freed heap back to the OS every N wordpieces the model computes, not only after "
-        "each buffer: a full buffer's freed activations otherwise pile up as heap holes (its "
-        "RSS climbed ~30 MB to the last sub-batch); 0 = auto (8 of the auto sub-batches: "
-        "4,000 on a CPU, 64,000 on a GPU), -1 = after each buffer only",
+        "each buffer (a full buffer's freed activations otherwise pile up as heap holes); "
+        f"0 = auto ({auto.RELEASE_EVERY_SUB_BATCHES} of the auto sub-batches: "
+        f"{auto.release_every('cpu'):,} on a CPU, {auto.release_every('cuda'):,} on a GPU), "
+        "-1 = after each buffer only",
     )
-    vocab_warmup_chars: int = _f(
+    vocab_warmup_chars: int = setting(
         1_000_000,
         "characters of text (about 2,000 short docs) each worker process tokenizes outside "
         "spaCy's memory zones when it starts, so the stream's common words stay cached: spaCy "
-        "caches nothing inside a zone, and its tokenizer ran ~3x faster on new docs after "
-        "such a warm-up (the cache stays, ~9 MB for 1 M characters; the buffer that crosses the "
-        "budget still runs outside a zone); 0 = a zone for every "
-        "buffer from the first",
+        "caches nothing inside a zone (the cache stays, ~9 MB for 1 M characters; the buffer "
+        "that crosses the budget still runs outside a zone); 0 = a zone for every buffer from "
+        "the first",
     )
-    # Monitoring (stream_trf/monitor): windows, reference, alert thresholds
-    metrics_topic: str = _f(
-        "stream-trf-metrics", "topic for one window record per model and window ('' for none)"
-    )
-    window_seconds: float = _f(60.0, "length of the monitor's tumbling windows in seconds")
-    lag_interval: float = _f(
-        5.0,
-        "seconds between two readings of the input topic's consumer lag from the broker, for "
-        "/metrics, the dashboard and the progress line (0: not read)",
-    )
-    reference_size: int = _f(
-        500, "a model's first N documents are its drift reference when no reference file exists"
-    )
-    reference_file: str = _f(
-        "",
-        "reference made by `stream-trf reference`; when the file does not exist yet, the "
-        "reference built from the stream is saved there",
-    )
-    alert_windows: int = _f(2, "a figure beyond its threshold for this many windows alerts")
-    alert_min_documents: int = _f(
-        100, "windows with fewer documents neither raise nor clear alerts (too noisy)"
-    )
-    drift_sample_size: int = _f(
-        500,
-        "doc vectors per side of the MMD two-sample test (kept per window and in the reference)",
-    )
-    drift_permutations: int = _f(
-        200, "permutations of the MMD two-sample test on doc vectors (its p-value's resolution)"
-    )
-    agreement_min: float = _f(
-        0.0,
-        "alert when the agreement ratio's 95%% upper bound is below this; 0: below the "
-        "reference's ratio minus --agreement-max-drop",
-    )
-    agreement_max_drop: float = _f(
-        0.05, "agreement drop from the reference's ratio that alerts (95%% upper bound below it)"
-    )
-    label_js_max: float = _f(
-        0.25, "Jensen-Shannon distance of the label distribution from the reference that alerts"
-    )
-    label_psi_max: float = _f(
-        0.5, "PSI of the label distribution against the reference that alerts"
-    )
-    label_noise_alpha: float = _f(
-        0.001,
-        "label drift alerts only beyond what chance exceeds with this probability at the "
-        "window's size too (small windows are noisy)",
-    )
-    confidence_max_drop: float = _f(0.1, "mean confidence drop from the reference's that alerts")
-    embedding_cosine_max: float = _f(
-        0.05, "cosine distance of the window's mean doc vector from the reference's that alerts"
-    )
-    embedding_p_value_min: float = _f(
-        0.01, "MMD two-sample test p-value (window vs reference doc vectors) below which to alert"
-    )
-    text_relative_max: float = _f(
-        0.5, "relative change of mean words or sentences per doc from the reference that alerts"
-    )
-    text_share_max: float = _f(
-        0.05, "change of the windowed or unknown wordpiece share from the reference that alerts"
-    )
-    text_noise_z: float = _f(
-        3.0,
-        "a text figure's change alerts only beyond this many standard errors of the change too "
-        "(long documents make small windows noisy)",
-    )
-
-    @classmethod
-    def from_sources(
-        cls, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
-    ) -> Settings:
-        """Flags beat the environment, which beats the defaults."""
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw: Any = None
-            if args is not None and getattr(args, f.name, None) is not None:
-                raw = getattr(args, f.name)
-            elif ENV_PREFIX + f.name.upper() in env:
-                raw = env[ENV_PREFIX + f.name.upper()]
-            if raw is not None:
-                values[f.name] = _coerce(raw, f.default, f.name)
-        settings = cls(**values)
-        settings.validate()
-        return settings
-
-    def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
 
     def validate(self) -> None:
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(f"{f.name}={getattr(self, f.name)!r}: choose one of {choices}")
-        if self.max_record_bytes < 1024:
-            raise ValueError(
-                f"max_record_bytes must be at least 1024 bytes, got {self.max_record_bytes}"
-            )
-        if self.max_batch < 1 or self.words_per_batch < 0 or self.max_text_chars < 1:
-            raise ValueError(
-                "max_batch and max_text_chars must be positive, words_per_batch positive or 0 "
-                "(auto)"
-            )
-        if not self.broker_urls():
-            raise ValueError(
-                "broker is empty: give a kafka://host:port URL (--broker / STREAM_TRF_BROKER)"
-            )
-        if self.processes < 0:
-            raise ValueError(f"processes must be 0 (auto) or positive, got {self.processes}")
-        if self.partitions < 1:
-            raise ValueError(f"partitions must be at least 1, got {self.partitions}")
-        if not 0 < self.fetch_max_wait <= 30 or self.batch_within < 0:
-            raise ValueError(
-                "fetch_max_wait must be in (0, 30] seconds and batch_within at least 0, got "
-                f"{self.fetch_max_wait} and {self.batch_within}"
-            )
         if not 0 <= self.mmap_threshold_mb <= MAX_MMAP_THRESHOLD_MB:
             raise ValueError(
                 f"mmap_threshold_mb must be in [0, {MAX_MMAP_THRESHOLD_MB}] MiB (0: glibc's own), "
@@ -289,75 +289,215 @@ class Settings:
             raise ValueError(
                 f"onednn_cache must be -1 (oneDNN's default) or at least 0, got {self.onednn_cache}"
             )
+
+
+@dataclass(frozen=True)
+class OperationsSettings:
+    """Operations.
+
+    Worker processes, logs, the web server."""
+
+    processes: int = setting(
+        0,
+        "worker processes this command runs in the consumer group, each with its own model and "
+        f"an equal share of the cores; 0 = auto: one per {auto.CORES_PER_PROCESS} cores, at "
+        "most one per partition (within a process the model runs on one lane per core; spaCy "
+        "and Kafka share one interpreter), on a GPU too: the processes share the card",
+    )
+    log_level: str = setting("info", "log level", choices=("debug", "info", "warn", "error"))
+    data_dir: str = setting("", "faust's data directory (default: a temporary one)")
+    web_port: int = setting(0, "port of the worker's web server (0: off)")
+    web_host: str = setting("127.0.0.1", "address the web server binds to")
+
+    def validate(self) -> None:
+        if self.processes < 0:
+            raise ValueError(f"processes must be 0 (auto) or positive, got {self.processes}")
         if not 0 <= self.web_port <= 65535:
             raise ValueError(f"web_port must be a port number (0 for off), got {self.web_port}")
-        if self.lag_interval < 0:
-            raise ValueError(f"lag_interval must be 0 (off) or positive, got {self.lag_interval}")
-        if self.window_seconds <= 0 or self.reference_size < 1 or self.alert_windows < 1:
-            raise ValueError(
-                "window_seconds must be positive, reference_size and alert_windows at least 1"
-            )
-        if self.drift_permutations < 1 or self.alert_min_documents < 0:
-            raise ValueError("drift_permutations must be at least 1, alert_min_documents >= 0")
-        if not 0 < self.label_noise_alpha < 1:
-            raise ValueError(f"label_noise_alpha must be in (0, 1), got {self.label_noise_alpha}")
-        if self.drift_sample_size < 2:
-            raise ValueError("drift_sample_size must be at least 2")
-        if self.heartbeat_interval * 3 > self.session_timeout:
-            raise ValueError("heartbeat_interval must be at most a third of session_timeout")
+
+
+@dataclass(frozen=True, init=False)
+class Settings:
+    """Everything ``stream-trf worker`` is told, section by section."""
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    topics: TopicSettings = field(default_factory=TopicSettings)
+    transformer: TransformerSettings = field(default_factory=TransformerSettings)
+    batching: BatchingSettings = field(default_factory=BatchingSettings)
+    records: RecordSettings = field(default_factory=RecordSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    operations: OperationsSettings = field(default_factory=OperationsSettings)
+
+    def __init__(self, **values: Any) -> None:
+        """Sections by name (``kafka=KafkaSettings(...)``), and single settings by their own
+        names (``input_topic="in"``), which win over the sections given."""
+        sections = {name: values.pop(name, None) or cls() for name, cls in subsections(Settings)}
+        unknown = sorted(set(values) - set(SPECS))
+        if unknown:
+            raise TypeError(f"Settings() got unexpected settings: {', '.join(unknown)}")
+        for name, value in values.items():
+            path = SPECS[name].path
+            sections[path[0]] = _set(sections[path[0]], path[1:], value)
+        for name, section in sections.items():
+            object.__setattr__(self, name, section)
+
+    def __getattr__(self, name: str) -> Any:
+        """A setting by its own name (``settings.input_topic``)."""
+        spec = SPECS.get(name)
+        if spec is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        value: Any = object.__getattribute__(self, spec.path[0])
+        for attr in spec.path[1:]:
+            value = getattr(value, attr)
+        return value
+
+    @classmethod
+    def from_sources(
+        cls, args: argparse.Namespace | None = None, env: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Flags beat the environment, which beats the defaults."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for spec in SPECS.values():
+            raw: Any = None
+            if args is not None and getattr(args, spec.name, None) is not None:
+                raw = getattr(args, spec.name)
+            elif spec.env in env:
+                raw = env[spec.env]
+            if raw is not None:
+                values[spec.name] = coerce(raw, spec)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        """These settings with some changed, by their own names or whole sections."""
+        return Settings(**({f.name: getattr(self, f.name) for f in fields(self)} | changes))
+
+    def validate(self) -> None:
+        check_choices(self)
+        for f in fields(self):
+            getattr(self, f.name).validate()
 
     def broker_urls(self) -> list[str]:
-        return [u.strip() for u in self.broker.replace(",", ";").split(";") if u.strip()]
+        return self.kafka.broker_urls()
 
     def bootstrap_servers(self) -> list[str]:
-        return [u.split("://", 1)[-1] for u in self.broker_urls()]
+        return self.kafka.bootstrap_servers()
 
     def public(self) -> dict[str, Any]:
-        """The settings with secrets masked, for logs and the startup banner."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        """Every setting by its own name, secrets masked: for logs and the startup banner."""
+        out = {name: getattr(self, name) for name in SPECS}
         if out["sasl_password"]:
             out["sasl_password"] = "***"
         return out
 
 
-def _coerce(raw: Any, default: Any, name: str) -> Any:
-    if isinstance(default, bool):
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off", ""):
-            return False
-        raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a boolean")
-    try:
-        return type(default)(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}={raw!r}: expected {type(default).__name__}") from None
+def _set(section: Any, path: tuple[str, ...], value: Any) -> Any:
+    """``section`` with the field at ``path`` (inside nested sections) set to ``value``."""
+    if len(path) == 1:
+        return replace(section, **{path[0]: value})
+    return replace(section, **{path[0]: _set(getattr(section, path[0]), path[1:], value)})
+
+
+# Every setting by its own name, in the order of the sections.
+SPECS: dict[str, Spec] = {spec.name: spec for spec in specs(Settings)}
+
+
+def _help(spec: Spec) -> str:
+    return f"{spec.help} [env {spec.env}; default {spec.default!r}]".replace("%", "%%")
 
 
 def add_arguments(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
-    """Flags for every setting (defaults shown come from the environment at run time)."""
-    for f in fields(Settings):
-        if only is not None and f.name not in only:
+    """Flags for every setting (or those named in ``only``), grouped by section. Flags default
+    to None, so that ``Settings.from_sources`` can tell a flag given from one left out."""
+    groups: dict[str, Any] = {}
+    for spec in SPECS.values():
+        if only is not None and spec.name not in only:
             continue
-        flag = "--" + f.name.replace("_", "-")
-        env = ENV_PREFIX + f.name.upper()
-        help_text = f"{f.metadata['help']} [env {env}; default {f.default!r}]"
-        if isinstance(f.default, bool):
-            parser.add_argument(
-                flag,
-                dest=f.name,
+        if spec.section not in groups:
+            groups[spec.section] = parser.add_argument_group(spec.section)
+        group = groups[spec.section]
+        if spec.type is bool:
+            group.add_argument(
+                spec.flag,
+                dest=spec.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=help_text,
+                help=_help(spec),
             )
         else:
-            parser.add_argument(
-                flag,
-                dest=f.name,
-                type=type(f.default),
+            group.add_argument(
+                spec.flag,
+                dest=spec.name,
+                type=spec.type,
                 default=None,
-                choices=f.metadata.get("choices"),
-                help=help_text,
+                choices=spec.choices,
+                help=_help(spec),
             )
+
+
+def _markdown_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    return f"`{value}`" if value != "" else '`""` (none)'
+
+
+def markdown() -> str:
+    """docs/configuration.md: every setting with its section, flag, variable, default and help."""
+    out = [
+        "# Configuration",
+        "",
+        "<!-- Generated from stream_trf/settings.py by `python -m stream_trf.settings "
+        "--markdown > docs/configuration.md`; tests/test_settings.py checks it is current. -->",
+        "",
+        "Every setting of `stream-trf worker` comes from its flag, else from its environment "
+        "variable, else from its default. Booleans take `--flag` / `--no-flag`, and `1`, "
+        "`true`, `yes`, `on` (or `0`, `false`, `no`, `off`, empty) in the environment. "
+        "`stream-trf produce`, `consume` and `reference` take the Kafka connection settings "
+        "too. What 0 (auto) picks is in `stream_trf/auto.py`.",
+    ]
+
+    def emit(section: type, level: str) -> None:
+        out.extend(["", f"{level} {title(section)}", ""])
+        text = intro(section)
+        if text:
+            out.extend([text, ""])
+        out.append("| Flag | Environment variable | Default | What it does |")
+        out.append("|---|---|---|---|")
+        own = [s for s in SPECS.values() if s.section == title(section)]
+        for spec in own:
+            help_text = spec.help
+            if spec.choices:
+                help_text += " (one of " + ", ".join(f"`{c}`" for c in spec.choices) + ")"
+            help_text = help_text.replace("|", "\\|")
+            out.append(
+                f"| `{spec.flag}` | `{spec.env}` | {_markdown_value(spec.default)} | {help_text} |"
+            )
+        for _, nested in subsections(section):
+            emit(nested, level + "#")
+
+    for _, section in subsections(Settings):
+        emit(section, "##")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m stream_trf.settings",
+        description="Print the worker's settings: as Markdown (docs/configuration.md), or the "
+        "values they take from this environment.",
+    )
+    parser.add_argument("--markdown", action="store_true", help="print docs/configuration.md")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown())
+    else:
+        for name, value in Settings.from_sources(env=os.environ).public().items():
+            print(f"{SPECS[name].env}={value}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

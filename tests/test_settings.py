@@ -3,13 +3,93 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+from stream_trf import auto
 from stream_trf.cli import build_parser
 from stream_trf.model.source import DEFAULT_MODEL
-from stream_trf.settings import ENV_PREFIX, Settings, add_arguments
+from stream_trf.monitor.alerts import Thresholds
+from stream_trf.monitor.config import MonitorConfig
+from stream_trf.settings import (
+    ENV_PREFIX,
+    SPECS,
+    KafkaSettings,
+    Settings,
+    TopicSettings,
+    add_arguments,
+    markdown,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Every environment variable users may have in their manifests: none may disappear or change.
+ENVIRONMENT = [
+    "BROKER",
+    "INPUT_TOPIC",
+    "OUTPUT_TOPIC",
+    "DLQ_TOPIC",
+    "GROUP_ID",
+    "PARTITIONS",
+    "MODEL",
+    "MAX_BATCH",
+    "BATCH_WITHIN",
+    "FETCH_MAX_WAIT",
+    "WORDS_PER_BATCH",
+    "PRECISION",
+    "PACKING",
+    "TRACE",
+    "PROCESSES",
+    "MAX_TEXT_CHARS",
+    "EMIT_TOKENS",
+    "EMIT_WORDPIECES",
+    "VECTOR_ENCODING",
+    "MAX_RECORD_BYTES",
+    "SESSION_TIMEOUT",
+    "HEARTBEAT_INTERVAL",
+    "REBALANCE_TIMEOUT",
+    "COMMIT_INTERVAL",
+    "SECURITY_PROTOCOL",
+    "SSL_CAFILE",
+    "SSL_CERTFILE",
+    "SSL_KEYFILE",
+    "SASL_MECHANISM",
+    "SASL_USERNAME",
+    "SASL_PASSWORD",
+    "WEB_PORT",
+    "WEB_HOST",
+    "LOG_LEVEL",
+    "DATA_DIR",
+    "MMAP_THRESHOLD_MB",
+    "HUGE_PAGES",
+    "ONEDNN_CACHE",
+    "RELEASE_EVERY",
+    "VOCAB_WARMUP_CHARS",
+    "METRICS_TOPIC",
+    "WINDOW_SECONDS",
+    "LAG_INTERVAL",
+    "REFERENCE_SIZE",
+    "REFERENCE_FILE",
+    "ALERT_WINDOWS",
+    "ALERT_MIN_DOCUMENTS",
+    "DRIFT_SAMPLE_SIZE",
+    "DRIFT_PERMUTATIONS",
+    "AGREEMENT_MIN",
+    "AGREEMENT_MAX_DROP",
+    "LABEL_JS_MAX",
+    "LABEL_PSI_MAX",
+    "LABEL_NOISE_ALPHA",
+    "CONFIDENCE_MAX_DROP",
+    "EMBEDDING_COSINE_MAX",
+    "EMBEDDING_P_VALUE_MIN",
+    "TEXT_RELATIVE_MAX",
+    "TEXT_SHARE_MAX",
+    "TEXT_NOISE_Z",
+]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -173,7 +253,7 @@ def test_sizes_must_be_positive(name: str) -> None:
 
 
 def test_words_per_batch_is_positive_or_auto() -> None:
-    assert Settings().words_per_batch == 0  # auto: chosen by the device (pipeline/tok2vec.py)
+    assert Settings().words_per_batch == 0  # auto: chosen by the device (stream_trf/auto.py)
     assert _from(env={ENV_PREFIX + "WORDS_PER_BATCH": "1"}).words_per_batch == 1
     with pytest.raises(ValueError, match="words_per_batch"):
         _from(env={ENV_PREFIX + "WORDS_PER_BATCH": "-1"})
@@ -197,9 +277,9 @@ def test_public_masks_the_password_and_nothing_else() -> None:
     assert "hunter2" not in repr(public)
     assert public["sasl_username"] == "alice"
     assert s.sasl_password == "hunter2"  # the settings themselves keep it
-    assert set(public) == {f.name for f in fields(Settings)}
+    assert set(public) == set(SPECS)
     assert {k: v for k, v in public.items() if k != "sasl_password"} == {
-        f.name: getattr(s, f.name) for f in fields(Settings) if f.name != "sasl_password"
+        name: getattr(s, name) for name in SPECS if name != "sasl_password"
     }
 
 
@@ -244,9 +324,9 @@ def test_worker_help_covers_every_setting(
 ) -> None:
     monkeypatch.setenv("COLUMNS", "100")
     text = _worker_help(capsys)
-    for f in fields(Settings):
-        assert ENV_PREFIX + f.name.upper() in text, f.name
-        assert "--" + f.name.replace("_", "-") in text, f.name
+    for name in SPECS:
+        assert ENV_PREFIX + name.upper() in text, name
+        assert "--" + name.replace("_", "-") in text, name
 
 
 def test_worker_flags_reach_the_settings() -> None:
@@ -276,3 +356,110 @@ def test_vocab_warmup_chars_is_zero_or_positive() -> None:
     assert Settings(vocab_warmup_chars=0).vocab_warmup_chars == 0
     with pytest.raises(ValueError, match="vocab_warmup_chars"):
         Settings(vocab_warmup_chars=-1).validate()
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+def test_every_environment_variable_is_still_there() -> None:
+    assert sorted(spec.env for spec in SPECS.values()) == sorted(
+        ENV_PREFIX + n for n in ENVIRONMENT
+    )
+    assert all(spec.flag == "--" + spec.name.replace("_", "-") for spec in SPECS.values())
+
+
+def test_a_setting_reads_by_section_and_by_its_own_name() -> None:
+    s = Settings.from_sources(
+        env={
+            "STREAM_TRF_INPUT_TOPIC": "in",
+            "STREAM_TRF_SASL_USERNAME": "alice",
+            "STREAM_TRF_ALERT_MIN_DOCUMENTS": "7",
+            "STREAM_TRF_DRIFT_SAMPLE_SIZE": "300",
+            "STREAM_TRF_DRIFT_PERMUTATIONS": "99",
+            "STREAM_TRF_WORDS_PER_BATCH": "640",
+        }
+    )
+    assert s.topics.input_topic == s.input_topic == "in"
+    assert s.kafka.sasl_username == s.sasl_username == "alice"
+    assert s.transformer.words_per_batch == s.words_per_batch == 640
+    # where the monitor names a field in its own terms, the setting keeps its name
+    assert s.monitor.thresholds.min_documents == s.alert_min_documents == 7
+    assert s.monitor.max_per_side == s.drift_sample_size == 300
+    assert s.monitor.reference_vectors == 300  # a stream-built reference keeps as many
+    assert s.monitor.permutations == s.drift_permutations == 99
+    with pytest.raises(AttributeError, match="no_such_setting"):
+        _ = s.no_such_setting
+
+
+def test_the_monitor_section_is_the_monitors_config() -> None:
+    s = Settings(label_js_max=0.3, window_seconds=5.0)
+    assert type(s.monitor) is MonitorConfig and type(s.monitor.thresholds) is Thresholds
+    assert s.monitor == MonitorConfig(window_seconds=5.0, thresholds=Thresholds(label_js_max=0.3))
+    assert Settings().monitor == MonitorConfig()  # the same defaults: they are declared once
+    assert MonitorConfig.from_settings(s) is s.monitor
+
+
+def test_sections_and_single_settings_combine() -> None:
+    s = Settings(kafka=KafkaSettings(broker="kafka://k:1"), sasl_username="bob")
+    assert (s.broker, s.sasl_username) == ("kafka://k:1", "bob")
+    t = s.with_(topics=TopicSettings(input_topic="a"), output_topic="b")
+    assert (t.input_topic, t.output_topic, t.broker) == ("a", "b", "kafka://k:1")
+    assert s.with_(input_topic="x").kafka is s.kafka  # other sections untouched
+    with pytest.raises(TypeError, match="input_topik"):
+        Settings(input_topik="x")
+    with pytest.raises(TypeError, match="bogus"):
+        Settings().with_(bogus=1)
+
+
+def test_settings_travel_to_a_spawned_process_whole() -> None:
+    s = Settings(input_topic="in", label_js_max=0.3, sasl_password="p")
+    back = pickle.loads(pickle.dumps(s))
+    assert back == s and back.label_js_max == 0.3 and hash(back) == hash(s)
+
+
+def test_every_setting_has_help_and_a_typed_default() -> None:
+    for spec in SPECS.values():
+        assert spec.help and spec.section, spec.name
+        assert spec.type in (bool, int, float, str), spec.name
+    sections = {spec.section for spec in SPECS.values()}
+    assert {"Kafka connection", "Monitoring", "Alert thresholds", "Memory"} <= sections
+
+
+def test_the_auto_figures_in_the_help_are_the_ones_used() -> None:
+    text = SPECS["words_per_batch"].help
+    assert f"{auto.words_per_batch('cpu', 'worker'):,} on a CPU" in text
+    assert f"{auto.words_per_batch('cuda', 'worker'):,} on a GPU" in text
+    assert f"{auto.release_every('cpu'):,} on a CPU" in SPECS["release_every"].help
+    assert f"one per {auto.CORES_PER_PROCESS} cores" in SPECS["processes"].help
+
+
+def test_worker_help_groups_the_flags_by_section(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    text = _worker_help(capsys)
+    groups = text[text.index("Kafka connection:") :]  # after the usage line
+    assert groups.index("--broker BROKER") < groups.index("Transformer:")
+    assert groups.index("Transformer:") < groups.index("--words-per-batch WORDS_PER_BATCH")
+    assert groups.index("Alert thresholds:") < groups.index("--label-js-max LABEL_JS_MAX")
+    assert "95% upper bound" in text  # a literal % survives argparse
+
+
+def test_docs_configuration_is_generated_from_the_settings() -> None:
+    """docs/configuration.md is what ``python -m stream_trf.settings --markdown`` prints; after
+    changing a setting, regenerate it with that command."""
+    text = markdown()
+    for spec in SPECS.values():
+        assert f"| `{spec.flag}` | `{spec.env}` |" in text, spec.name
+    printed = subprocess.run(
+        [sys.executable, "-m", "stream_trf.settings", "--markdown"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert printed == text
+    committed = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert committed == text, (
+        "docs/configuration.md is out of date: python -m stream_trf.settings --markdown "
+        "> docs/configuration.md"
+    )

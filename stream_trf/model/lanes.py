@@ -2,10 +2,10 @@
 
 On a CPU, one forward pass spread over every core by PyTorch's OpenMP pool is not the fastest
 way to use them: the small matrices of a sentence-sized sub-batch keep the cores waiting at
-each operator's barrier. Measured on 2 cores (all-MiniLM-L6-v2, the library's own
-sub-batches): one thread 2,717 wordpieces/s, two OpenMP threads 4,207, two lanes of one thread
-each 4,816. Lanes also leave no core spinning idle while the Python around the model (spaCy,
-the tokenizer, alignment) runs: the operating system simply shares the cores.
+each operator's barrier, and single-threaded passes side by side do more
+(docs/decisions/processes-and-lanes.md). Lanes also leave no core spinning idle while the
+Python around the model (spaCy, the tokenizer, alignment) runs: the operating system simply
+shares the cores.
 
 A lane is a thread with its own intra-op thread count (``torch.set_num_threads`` is per
 thread); PyTorch releases the GIL inside its kernels, so lanes really run in parallel. One lane

@@ -9,8 +9,8 @@ each sequence:
   nested tensor: flash or memory-efficient attention);
 * elsewhere ("dense") by gathering each sequence's queries, keys and values into a padded
   ``(batch, heads, longest, size)`` block with a key mask, and scattering the context back. The
-  jagged kernel has no fast CPU implementation (14x slower); padding inside attention only
-  wastes almost nothing, since attention is ~3 % of this model's work at sentence lengths.
+  jagged kernel has no fast CPU implementation, and padding inside attention only wastes little:
+  attention is a small share of the work at sentence lengths.
 
 Position ids restart at each sequence, so every row is what the model computes on that sequence
 alone, as with right padding and an attention mask.

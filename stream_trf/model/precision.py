@@ -6,14 +6,11 @@ Lower precision is opt-in and gated by fidelity, not by speed alone: ``stream-tr
 int8 is PyTorch's dynamic quantization (weights int8, activations quantized on the fly) of the
 encoder's Linear layers, with a configurable scheme: per-channel or per-tensor weight scales,
 name patterns of Linear layers to keep in float, and optional SmoothQuant smoothing calibrated on
-real text. **No scheme tried passes the fidelity gate** (bench/results/int8-fidelity-cpu.json,
-1,000 Debian descriptions, traced model): per-tensor is 2.6x faster but flips 12 % of the
-classifier's labels; per-channel (``precision="int8"``) 2.0x and 8.5 %; the best, SmoothQuant
-alpha 0.8 with the FFN output projections in fp32, keeps every doc vector within cosine 0.998 at
-~1.5-1.8x yet flips 2.3 % (near-ties: 0.2 % of docs whose fp32 label leads by 0.1 or more). int8
-is therefore opt-in, and loading it logs that it failed the gate. Torch's dynamic Linear
-quantizes each activation tensor with one 7-bit scale (reduce_range), so a few outlier channels
-cost the others their resolution: that is what smoothing addresses.
+real text. Torch's dynamic Linear quantizes each activation tensor with one 7-bit scale
+(reduce_range), so a few outlier channels cost the others their resolution: that is what
+smoothing addresses. **No scheme tried passes the fidelity gate**: each changes too many of the
+classifier's labels (docs/decisions/int8.md). int8 is therefore opt-in, and loading it logs that
+it failed the gate.
 """
 
 from __future__ import annotations
@@ -54,8 +51,8 @@ class Int8Scheme:
         return f"dynamic int8 ({scale} weights{smooth}), Linear layers kept in fp32: {kept}"
 
 
-# The fastest per-channel scheme that needs no calibration (2.0x fp32 on a 2-core CPU, traced);
-# it does not pass the gate, and neither did any other.
+# The fastest per-channel scheme that needs no calibration; it does not pass the gate, and
+# neither did any other.
 INT8_DEFAULT = Int8Scheme(per_channel=True, keep_float=())
 
 

@@ -157,9 +157,9 @@ class TransformerRunner:
     def _choose_packing(self, packing: str) -> bool:
         """Padding-free inference (model/packed.py): ``auto`` uses it on CUDA, where the
         variable-length attention kernel makes it pay. On a CPU the packed path (attention
-        padded inside, everything else packed) measured on par with length-bucketed padding,
-        which already wastes only ~5 %, so ``auto`` keeps the plain model there; ``on`` forces
-        it wherever the model allows."""
+        padded inside, everything else packed) is on par with length-bucketed padding, which
+        already wastes little, so ``auto`` keeps the plain model there; ``on`` forces it
+        wherever the model allows."""
         if packing not in PACKINGS:
             raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
         if packing == "off" or self.output_attentions or self.precision == "int8":

@@ -3,11 +3,9 @@
 Why: the eager model runs its Python (Hugging Face's modules, masks, the dispatcher) between
 every kernel, and needs the GIL for it. Beside a thread that runs Python (spaCy's tokenizer, the
 wordpiecer, the alignment, serialization) each lane queues for the GIL dozens of times per
-pass. ``python bench/gil_contention.py`` (2 cores, all-MiniLM-L6-v2, two lanes on the library's
-sub-batches, the tokenizer running beside them): eager, 0.69-0.76 of the machine did work (1.68
-cores busy, the rest waiting for the GIL); traced, 0.93-0.96 (1.95 cores). A traced module runs
-its whole graph in C++ with the GIL released, so the Python beside it and the lanes share the
-cores instead of taking turns. Alone it is also a few % faster (no per-operator Python).
+pass, and part of the machine waits. A traced module runs its whole graph in C++ with the GIL
+released, so the Python beside it and the lanes share the cores instead of taking turns
+(docs/decisions/tracing.md). Alone it is also a little faster (no per-operator Python).
 
 A trace records the operators one example ran; anything the model decided in Python from that
 example's values is frozen into it. The example therefore has padding (the mask path stays), and

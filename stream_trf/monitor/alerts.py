@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..setting import setting
+
 # The figures alerts are kept for, as named in window records, the ``figure`` label of
 # ``stream_trf_drift_alert`` and the dashboard.
 FIGURES = (
@@ -30,30 +32,68 @@ FIGURES = (
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Where each figure starts to count as drift. The defaults are meant for windows of at
-    least ``min_documents`` documents: with fewer, label shares are too noisy to judge (with 10
-    labels and 100 documents, the 99.9th percentile of the JS distance between a window and
-    its own source distribution is about 0.22, and of the PSI about 0.45)."""
+    """Alert thresholds.
 
-    min_documents: int = 100  # windows with fewer documents are not evaluated
-    agreement_min: float = 0.0  # >0: fixed floor; 0: the reference's ratio − agreement_max_drop
-    agreement_max_drop: float = 0.05
-    label_js_max: float = 0.25
-    label_psi_max: float = 0.5
+    Where each figure starts to count as drift. The defaults are meant for windows of at least ``alert_min_documents`` documents: with
+    fewer, label shares are too noisy to judge (with 10 labels and 100 documents, the 99.9th
+    percentile of the JS distance between a window and its own source distribution is about
+    0.22, and of the PSI about 0.45)."""
+
+    min_documents: int = setting(
+        100,
+        "windows with fewer documents neither raise nor clear alerts (too noisy)",
+        name="alert_min_documents",
+    )
+    agreement_min: float = setting(
+        0.0,
+        "alert when the agreement ratio's 95% upper bound is below this; 0: below the "
+        "reference's ratio minus --agreement-max-drop",
+    )
+    agreement_max_drop: float = setting(
+        0.05, "agreement drop from the reference's ratio that alerts (95% upper bound below it)"
+    )
+    label_js_max: float = setting(
+        0.25, "Jensen-Shannon distance of the label distribution from the reference that alerts"
+    )
+    label_psi_max: float = setting(
+        0.5, "PSI of the label distribution against the reference that alerts"
+    )
     # label_js_max is raised, when a window is small, to what chance alone exceeds with this
-    # probability (stats.js_noise_bound): 0.245 for 100 documents against 500 of reference
-    label_noise_alpha: float = 0.001
-    confidence_max_drop: float = 0.1  # mean confidence below the reference's by more than this
+    # probability (stats.js_noise_bound)
+    label_noise_alpha: float = setting(
+        0.001,
+        "label drift alerts only beyond what chance exceeds with this probability at the "
+        "window's size too (small windows are noisy)",
+    )
+    confidence_max_drop: float = setting(
+        0.1, "mean confidence drop from the reference's that alerts"
+    )
     # all-MiniLM-L6-v2 on Debian descriptions: 99.9th percentile 0.033 for 100 documents of
     # the reference's own sections; 0.11–0.24 when they come from one or two other sections
-    embedding_cosine_max: float = 0.05
-    embedding_p_value_min: float = 0.01
-    text_relative_max: float = 0.5  # |window / reference − 1| of mean words and sentences
-    text_share_max: float = 0.05  # |window − reference| of the windowed and unknown shares
-    # A text figure's change also has to exceed this many standard errors of the change (from
-    # the window's and the reference's own spread), so that one very long document in a window
-    # is not called drift; see TextSums.standard_errors.
-    text_noise_z: float = 3.0
+    embedding_cosine_max: float = setting(
+        0.05, "cosine distance of the window's mean doc vector from the reference's that alerts"
+    )
+    embedding_p_value_min: float = setting(
+        0.01, "MMD two-sample test p-value (window vs reference doc vectors) below which to alert"
+    )
+    text_relative_max: float = setting(
+        0.5, "relative change of mean words or sentences per doc from the reference that alerts"
+    )
+    text_share_max: float = setting(
+        0.05, "change of the windowed or unknown wordpiece share from the reference that alerts"
+    )
+    # so that one very long document in a window is not called drift (TextSums.standard_errors)
+    text_noise_z: float = setting(
+        3.0,
+        "a text figure's change alerts only beyond this many standard errors of the change too "
+        "(long documents make small windows noisy)",
+    )
+
+    def validate(self) -> None:
+        if self.min_documents < 0:
+            raise ValueError(f"alert_min_documents must be 0 or more, got {self.min_documents}")
+        if not 0 < self.label_noise_alpha < 1:
+            raise ValueError(f"label_noise_alpha must be in (0, 1), got {self.label_noise_alpha}")
 
 
 @dataclass(frozen=True)

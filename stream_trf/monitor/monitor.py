@@ -26,12 +26,12 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import stats
-from .alerts import Alerts, Check, Thresholds, above, below, outside
+from .alerts import Alerts, Check, above, below, outside
+from .config import MonitorConfig
 from .lag import LagHistory, LagReading, describe
 from .prometheus import Metrics
 from .reference import Reference, ReferenceBuilder, model_key
@@ -40,48 +40,6 @@ from .window import ModelKey, WindowFigures, Windows, record_latency
 log = logging.getLogger("stream_trf.monitor")
 
 METRICS_SCHEMA = "stream_trf/metrics/v1"
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    window_seconds: float = 60.0
-    reference_size: int = 500  # documents of a model's stream that make its reference
-    reference_sample: int = 500  # doc vectors a reference keeps for the two-sample test
-    reference_file: str = ""
-    alert_windows: int = 2
-    thresholds: Thresholds = field(default_factory=Thresholds)
-    permutations: int = 200
-    # Vectors per side in the two-sample test. 500 rather than 200: on the drift benchmark 200
-    # gave 7 false embedding alerts in 5,000 stationary windows, 500 none; a test costs ~50 ms.
-    max_per_side: int = 500
-    history_size: int = 240
-    dedupe_size: int = 50_000  # sources remembered per worker to recognise duplicates
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> MonitorConfig:
-        return cls(
-            window_seconds=settings.window_seconds,
-            reference_size=settings.reference_size,
-            reference_file=settings.reference_file,
-            reference_sample=settings.drift_sample_size,
-            max_per_side=settings.drift_sample_size,
-            alert_windows=settings.alert_windows,
-            permutations=settings.drift_permutations,
-            thresholds=Thresholds(
-                min_documents=settings.alert_min_documents,
-                agreement_min=settings.agreement_min,
-                agreement_max_drop=settings.agreement_max_drop,
-                label_js_max=settings.label_js_max,
-                label_psi_max=settings.label_psi_max,
-                confidence_max_drop=settings.confidence_max_drop,
-                embedding_cosine_max=settings.embedding_cosine_max,
-                embedding_p_value_min=settings.embedding_p_value_min,
-                text_relative_max=settings.text_relative_max,
-                text_share_max=settings.text_share_max,
-                text_noise_z=settings.text_noise_z,
-                label_noise_alpha=settings.label_noise_alpha,
-            ),
-        )
 
 
 def _round(value: float | None, digits: int = 6) -> float | None:
@@ -165,7 +123,7 @@ class Monitor:
             builder = self._builders[model] = ReferenceBuilder(
                 self.config.reference_size,
                 f"stream:first-{self.config.reference_size}",
-                self.config.reference_sample,
+                self.config.reference_vectors,
                 model,
             )
         builder.add(record)

@@ -23,6 +23,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
+from .. import auto
 from ..errors import MissingWordpieces, StreamTrfError
 from ..model.lanes import Lanes, resolve_lanes
 from ..model.runner import SequenceOutput, TransformerRunner
@@ -63,16 +64,12 @@ class InFlight(NamedTuple):
     pooled: bool = False  # per-sentence reductions only (outputs="pooled")
 
 
-# words_per_batch = 0 ("auto") by device, from the sweeps of `stream-trf bench`: on a 2-core CPU
-# 1,000 was the fastest; on an H100 the library ran 28.8k / 58.3k / 92.7k wordpieces/s at
-# 1,000 / 8,000 / 32,000 (each pass costs launches and Python work however small it is).
-# Training (nlp.update) keeps the CPU figure on any device: gradients need far more memory.
-AUTO_WORDS_PER_BATCH = {"cpu": 1000, "cuda": 32000}
 OUTPUTS = ("rows", "pooled")
 
 
 def auto_words_per_batch(device_type: str) -> int:
-    return AUTO_WORDS_PER_BATCH.get(device_type, AUTO_WORDS_PER_BATCH["cpu"])
+    """The library's sub-batch size where ``words_per_batch`` is 0 (``stream_trf.auto``)."""
+    return auto.words_per_batch(device_type)
 
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -131,7 +128,7 @@ def make_tok2vec(
 
     model: a model name or directory (resolved locally; nothing is downloaded).
     words_per_batch: most padded wordpieces in one sub-batch (rows × longest row); 0 = auto:
-        1,000 on a CPU, 32,000 on a GPU (AUTO_WORDS_PER_BATCH; training uses 1,000).
+        1,000 on a CPU, 32,000 on a GPU (stream_trf.auto; training uses 1,000).
     batch_cost: what one forward pass costs beyond its wordpieces, in wordpieces (32 measured
         on a CPU): sub-batches are cut where padded wordpieces plus this per sub-batch is
         least (text/batching.make_batches). None, and padding-free (packed) runs, fill each
@@ -647,7 +644,7 @@ class TransformerTok2Vec(BatchPipe):
         runner = self.runner
         windows, owners, wps, ids, types = self.model_inputs(docs)
         window_rows: list[torch.Tensor | None] = [None] * len(windows)
-        budget = int(self.cfg["words_per_batch"]) or AUTO_WORDS_PER_BATCH["cpu"]
+        budget = int(self.cfg["words_per_batch"]) or auto.words_per_batch("cpu", "training")
         for batch in make_batches([len(x) for x in ids], budget):
             out = runner.forward(runner.pad([ids[i] for i in batch], [types[i] for i in batch]))
             for j, i in enumerate(batch):

@@ -44,7 +44,7 @@ from typing import Any
 import faust
 import orjson
 
-from ..monitor.monitor import Monitor, MonitorConfig
+from ..monitor.monitor import Monitor
 from ..settings import Settings
 from .feeder import Feeder
 from .kafka import broker_credentials
@@ -132,10 +132,10 @@ def _add_lag_timer(app: faust.App, settings: Settings, monitor: Monitor) -> None
     into the monitor (/metrics, the dashboard, the progress line)."""
     probe = LagProbe(settings)
 
-    @app.timer(interval=settings.lag_interval, name="stream_trf_read_lag")
+    @app.timer(interval=settings.monitor.lag_interval, name="stream_trf_read_lag")
     async def read_lag() -> None:
         try:
-            own = await own_offsets(app.consumer, settings.input_topic)
+            own = await own_offsets(app.consumer, settings.topics.input_topic)
             monitor.observe_lag(await probe.read(own))
         except Exception:  # a failed reading is reported by the probe; this is a bug
             log.exception("the consumer lag could not be recorded; enrichment goes on")
@@ -163,53 +163,55 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
     _patch_consumer()
     guard_undecodable_batches()
-    data_dir = settings.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
+    data_dir = settings.operations.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
     app = faust.App(
-        settings.group_id,
-        broker=settings.broker_urls(),
+        settings.topics.group_id,
+        broker=settings.kafka.broker_urls(),
         broker_credentials=broker_credentials(settings),
         value_serializer="raw",
         key_serializer="raw",
         store="memory://",
         datadir=data_dir,
-        topic_partitions=settings.partitions,
+        topic_partitions=settings.topics.partitions,
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=settings.heartbeat_interval,
-        broker_rebalance_timeout=settings.rebalance_timeout,
-        broker_commit_interval=settings.commit_interval,
+        broker_session_timeout=settings.topics.session_timeout,
+        broker_heartbeat_interval=settings.topics.heartbeat_interval,
+        broker_rebalance_timeout=settings.topics.rebalance_timeout,
+        broker_commit_interval=settings.topics.commit_interval,
         producer_acks=-1,
-        producer_max_request_size=settings.max_record_bytes,
-        web_enabled=settings.web_port > 0,
-        web_port=settings.web_port or 6066,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
+        producer_max_request_size=settings.records.max_record_bytes,
+        web_enabled=settings.operations.web_port > 0,
+        web_port=settings.operations.web_port or 6066,
+        web_bind=settings.operations.web_host,
+        web_host=settings.operations.web_host,
     )
-    app._stream_trf_fetch_max_wait_ms = int(settings.fetch_max_wait * 1000)  # type: ignore[attr-defined]
+    app._stream_trf_fetch_max_wait_ms = int(settings.batching.fetch_max_wait * 1000)  # type: ignore[attr-defined]
     topic_kwargs: dict[str, Any] = {
         "key_type": bytes,
         "value_type": bytes,
         "key_serializer": "raw",
         "value_serializer": "raw",
-        "partitions": settings.partitions,
+        "partitions": settings.topics.partitions,
     }
-    source_topic = app.topic(settings.input_topic, **topic_kwargs)
-    output_topic = app.topic(settings.output_topic, **topic_kwargs)
-    dlq_topic = app.topic(settings.dlq_topic, **topic_kwargs)
+    source_topic = app.topic(settings.topics.input_topic, **topic_kwargs)
+    output_topic = app.topic(settings.topics.output_topic, **topic_kwargs)
+    dlq_topic = app.topic(settings.topics.dlq_topic, **topic_kwargs)
     metrics_topic = (
-        app.topic(settings.metrics_topic, **topic_kwargs) if settings.metrics_topic else None
+        app.topic(settings.topics.metrics_topic, **topic_kwargs)
+        if settings.topics.metrics_topic
+        else None
     )
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-trf-model")
     state = {"started": time.time(), "last_log": time.time(), "busy_s": 0.0}
-    monitor = Monitor(MonitorConfig.from_settings(settings), worker=worker_name())
+    monitor = Monitor(settings.monitor, worker=worker_name())
     app._stream_trf_monitor = monitor  # type: ignore[attr-defined]
     if processor is not None:  # the model is on /metrics before the first record
         monitor.metrics.set_model(processor.model.name, processor.model.version)
     publisher = Publisher(
         output_topic,
         dlq_topic,
-        max_record_bytes=settings.max_record_bytes,
+        max_record_bytes=settings.records.max_record_bytes,
         worker=worker_name(),
         on_unpublished=lambda output, kind: monitor.metrics.unpublished(),
         on_retry=monitor.metrics.publish_retry,
@@ -255,7 +257,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             return
         await publish_windows(records)
 
-    @app.timer(interval=min(1.0, settings.window_seconds / 4))
+    @app.timer(interval=min(1.0, settings.monitor.window_seconds / 4))
     async def close_windows() -> None:
         await close_and_publish(monitor.tick, "a window")
 
@@ -279,12 +281,12 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             except Exception as err:  # a lost window record must not stop the worker
                 log.warning(
                     "could not publish a window record to %s (%s: %s)",
-                    settings.metrics_topic,
+                    settings.topics.metrics_topic,
                     type(err).__name__,
                     err,
                 )
 
-    if settings.lag_interval > 0:
+    if settings.monitor.lag_interval > 0:
         _add_lag_timer(app, settings, monitor)
     _add_pages(app, monitor)
 
@@ -305,7 +307,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
                 s.words / max(now - state["started"], 1e-9),
                 sum(sizes) / max(len(sizes), 1),
                 100 * busy,
-                f"; {monitor.lag_summary(now)}" if settings.lag_interval > 0 else "",
+                f"; {monitor.lag_summary(now)}" if settings.monitor.lag_interval > 0 else "",
             )
 
     @app.agent(source_topic, name="enrich", concurrency=1)
@@ -328,10 +330,12 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             log_progress(feeder.sizes)
 
         feeder: Feeder[tuple[Any, RawMessage], list[Output]] = Feeder(
-            compute, deliver, max_batch=settings.max_batch, in_flight=IN_FLIGHT
+            compute, deliver, max_batch=settings.batching.max_batch, in_flight=IN_FLIGHT
         )
         try:
-            async for events in stream.noack_take(settings.max_batch, within=settings.batch_within):
+            async for events in stream.noack_take(
+                settings.batching.max_batch, within=settings.batching.batch_within
+            ):
                 await feeder.add([(e, raw_message(e)) for e in events])
         except asyncio.CancelledError:
             # Stopping (SIGTERM): finish the dispatched batches and publish them before their

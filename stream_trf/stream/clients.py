@@ -62,8 +62,8 @@ async def ensure_worker_topics(settings: Settings, partitions: int | None = None
     """The input, output and dead-letter topics a worker reads and writes."""
     await ensure_topics(
         settings,
-        [settings.input_topic, settings.output_topic, settings.dlq_topic],
-        settings.partitions if partitions is None else partitions,
+        [settings.topics.input_topic, settings.topics.output_topic, settings.topics.dlq_topic],
+        settings.topics.partitions if partitions is None else partitions,
     )
 
 
@@ -134,7 +134,7 @@ async def consume(
         group_id=group_id,
         auto_offset_reset="earliest",
         enable_auto_commit=group_id is not None,
-        fetch_max_wait_ms=int(settings.fetch_max_wait * 1000),
+        fetch_max_wait_ms=int(settings.batching.fetch_max_wait * 1000),
         isolation_level="read_committed",
     )
     await _start(consumer, settings)

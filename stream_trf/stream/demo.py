@@ -94,8 +94,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 keys.append(str(json.loads(v)["id"]).encode())
             except Exception:
                 keys.append(None)
-        asyncio.run(clients.produce(settings, settings.input_topic, values, keys))
-        print(f"  produced {len(values)} records to {settings.input_topic}\n")
+        asyncio.run(clients.produce(settings, settings.topics.input_topic, values, keys))
+        print(f"  produced {len(values)} records to {settings.topics.input_topic}\n")
         try:
             results = asyncio.run(
                 _watch(settings, len(values), worker.proc, tqdm, verbose=len(values) <= 200)
@@ -166,10 +166,10 @@ async def _watch(
     try:
         await asyncio.gather(
             clients.consume(
-                settings, settings.output_topic, until=done, timeout=600, on_record=on_record
+                settings, settings.topics.output_topic, until=done, timeout=600, on_record=on_record
             ),
             clients.consume(
-                settings, settings.dlq_topic, until=done, timeout=600, on_record=on_record
+                settings, settings.topics.dlq_topic, until=done, timeout=600, on_record=on_record
             ),
         )
     finally:

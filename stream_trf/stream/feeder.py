@@ -3,8 +3,7 @@
 faust's ``take`` hands over whatever arrived within ``batch_within``. Computing each such chunk
 as a batch of its own made batch sizes alternate under load: a small chunk was taken while a big
 batch computed, then everything that arrived meanwhile became the next, big batch, and so on.
-Half the batches were small, and small batches use the model worst (on 2 cores 16-doc buffers
-ran at 0.80 of the docs/s of 256-doc ones, 4-doc buffers at 0.60). Here chunks join one waiting
+Half the batches were small, and small batches use the model worst. Here chunks join one waiting
 batch until the model is free, so each batch holds what arrived while the one before it ran:
 the batch size follows the load, from a few records at low rates to ``max_batch`` in a backlog.
 

@@ -32,26 +32,27 @@ def broker_credentials(settings: Settings) -> Any:
     """faust credentials for TLS and SASL, from the settings (None for PLAINTEXT)."""
     import faust
 
-    protocol = settings.security_protocol
+    kafka = settings.kafka
+    protocol = kafka.security_protocol
     context = None
     if protocol in ("SSL", "SASL_SSL"):
-        context = ssl.create_default_context(cafile=settings.ssl_cafile or None)
-        if settings.ssl_certfile:
-            context.load_cert_chain(settings.ssl_certfile, settings.ssl_keyfile or None)
+        context = ssl.create_default_context(cafile=kafka.ssl_cafile or None)
+        if kafka.ssl_certfile:
+            context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile or None)
     if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-        if settings.sasl_mechanism == "PLAIN":
+        if kafka.sasl_mechanism == "PLAIN":
             return faust.SASLCredentials(
-                username=settings.sasl_username,
-                password=settings.sasl_password,
+                username=kafka.sasl_username,
+                password=kafka.sasl_password,
                 ssl_context=context,
             )
         from faust.auth import SASLCredentials
 
         return SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_password,
+            username=kafka.sasl_username,
+            password=kafka.sasl_password,
             ssl_context=context,
-            mechanism=settings.sasl_mechanism,
+            mechanism=kafka.sasl_mechanism,
         )
     if context is not None:
         return faust.SSLCredentials(context)
@@ -60,17 +61,18 @@ def broker_credentials(settings: Settings) -> Any:
 
 def kafka_client_kwargs(settings: Settings) -> dict[str, Any]:
     """Security settings in aiokafka's terms (for the plain clients: produce, consume, probe)."""
-    kwargs: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers()}
-    if settings.security_protocol != "PLAINTEXT":
-        kwargs["security_protocol"] = settings.security_protocol
+    kafka = settings.kafka
+    kwargs: dict[str, Any] = {"bootstrap_servers": kafka.bootstrap_servers()}
+    if kafka.security_protocol != "PLAINTEXT":
+        kwargs["security_protocol"] = kafka.security_protocol
         creds = broker_credentials(settings)
         context = getattr(creds, "context", None) or getattr(creds, "ssl_context", None)
         if context is not None:
             kwargs["ssl_context"] = context
-        if settings.security_protocol.startswith("SASL"):
-            kwargs["sasl_mechanism"] = settings.sasl_mechanism
-            kwargs["sasl_plain_username"] = settings.sasl_username
-            kwargs["sasl_plain_password"] = settings.sasl_password
+        if kafka.security_protocol.startswith("SASL"):
+            kwargs["sasl_mechanism"] = kafka.sasl_mechanism
+            kwargs["sasl_plain_username"] = kafka.sasl_username
+            kwargs["sasl_plain_password"] = kafka.sasl_password
     return kwargs
 
 
@@ -78,7 +80,7 @@ def unreachable(settings: Settings, err: BaseException, waited: float | None = N
     """What to tell a person when no broker answers."""
     after = f" after {waited:.0f}s" if waited is not None else ""
     return (
-        f"cannot reach the broker at {settings.broker}{after} ({describe(err)}). "
+        f"cannot reach the broker at {settings.kafka.broker}{after} ({describe(err)}). "
         "Start one with `stream-trf broker`, or point at yours with --broker / "
         "STREAM_TRF_BROKER (and --security-protocol for TLS/SASL)."
     )

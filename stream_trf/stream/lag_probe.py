@@ -31,12 +31,12 @@ OwnOffsets = dict[int, tuple[int | None, int | None]]
 
 
 class LagProbe:
-    """``await probe.read(own)`` → the lag of every partition of ``settings.input_topic``."""
+    """``await probe.read(own)`` → the lag of every partition of ``settings.topics.input_topic``."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.topic = settings.input_topic
-        self.group = settings.group_id
+        self.topic = settings.topics.input_topic
+        self.group = settings.topics.group_id
         self._consumer: Any = None
         self._last_error: str | None = None
 

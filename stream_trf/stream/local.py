@@ -23,7 +23,7 @@ def env_for(settings: Settings) -> dict[str, str]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     for name, value in settings.public().items():
         env[ENV_PREFIX + name.upper()] = str(value)
-    env[ENV_PREFIX + "SASL_PASSWORD"] = settings.sasl_password
+    env[ENV_PREFIX + "SASL_PASSWORD"] = settings.kafka.sasl_password
     return env
 
 

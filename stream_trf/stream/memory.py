@@ -1,39 +1,21 @@
 """Keep a long-running worker's resident memory low and level: how its process allocates and frees.
 
-Three things made a worker's RSS climb with time and with load; this module answers them:
+Three things make a worker's RSS climb with time and with load; this module answers them:
 
-* **Freed heap kept.** glibc's malloc raises its mmap threshold each time a large block is freed,
-  up to 32 MiB: from then on the batch-sized arrays (activations, wordpiece rows, the
-  ``doc.tensor`` product, serialized outputs: MBs each, a different size every sub-batch) come
-  from the heap, and the holes between them are kept. ``release_freed_memory`` (``malloc_trim``
-  after each buffer) hands whole free pages back: without it a worker grew +27.8 % in a
-  20-minute soak.
-* **Fragmentation.** Even trimmed, a heap that serves MB-sized blocks of ever-changing sizes
-  fragments: over three passes of the same 2,048 docs the processor's RSS median went
-  724 → 760 → 767 MB and the heap's span 543 → 568 MB, and a worker that fell behind (full
-  buffers, bigger sub-batches) sat 150–450 MB higher than one keeping pace.
-  ``configure_allocator`` pins the mmap threshold (4 MiB by default): every block at least that
-  large gets its own mapping and goes back to the OS the moment it is freed, so the heap keeps
-  smaller blocks only. It lowers the level and halves the creep; it does not remove it: the
-  processor alone, two passes over 2,048 docs, alternating fresh processes (2-core AMD EPYC,
-  ``bench/allocator_ab.py``, ``bench/results/allocator-ab-cpu*.json``): RSS medians 722 → 761
-  and 725 → 758 MB with glibc's threshold, 689 → 698 and 685 → 700 pinned, 689 → 728 and
-  698 → 719 pinned with huge pages; highest samples 957 / 966, 842 / 855, 883 / 887 MB.
-  Fresh mappings cost page faults, which torch's huge-page option (``THP_MEM_ALLOC_ENABLE``:
-  its CPU tensors of 2 MiB and more on 2 MiB pages) is there to take back; speed differences
-  between the three stayed within this host's noise (48.9, 45.6 and 48.2 docs/s averaged over
-  every pass measured; in the worker, 46.2 docs/s with this setup and 44.9 without).
-
-* **A kernel per shape, kept.** PyTorch runs the model's GELU through oneDNN, which compiles a
-  kernel for each tensor shape and keeps up to 1,024 of them. Sub-batch shapes (rows × length)
-  hardly repeat, so the cache fills for hours: the processor alone over new docs grew 680 →
-  713 MB in 10,000 docs, its heap's live bytes 257 → 278 MB (``malloc_info``). With the cache
-  off (``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0``, set here before the model's first pass) live bytes
-  stayed at 226–227 MB and RSS 647 → 654 MB; compiling the kernel at each call costs less than
-  the cache did: 58.6 / 59.1 docs/s at 32.3 / 32.0 CPU-ms per doc, peak RSS 776 / 766 MB,
-  against 56.3 / 56.4 docs/s, 33.6 / 33.6 CPU-ms, 813 / 808 MB with the cache, and 56.6 / 56.9
-  with a cache of 256 (``bench/processor_alone.py``, alternating fresh processes,
-  ``bench/results/onednn-cache-ab-cpu.json``).
+* **Freed heap kept.** glibc keeps the heap pages its batch-sized arrays (activations, wordpiece
+  rows, serialized outputs: MBs each, a different size every sub-batch) leave free.
+  ``release_freed_memory`` (``malloc_trim``) hands whole free pages back after each buffer, and
+  ``ReleaseEvery`` every N wordpieces on the lanes.
+* **Fragmentation.** glibc raises its mmap threshold each time a large block is freed (up to
+  32 MiB), so such blocks come from the heap and fragment it. ``configure_allocator`` pins the
+  threshold (4 MiB by default): every block at least that large gets its own mapping and goes
+  back to the OS the moment it is freed. It lowers the level and the creep, without removing
+  it. Fresh mappings cost page faults, which torch's huge pages (``THP_MEM_ALLOC_ENABLE``) take
+  back. (docs/decisions/allocator.md)
+* **A kernel per shape, kept.** oneDNN compiles a kernel for each tensor shape it runs (the
+  model's GELU) and keeps up to 1,024. Sub-batch shapes hardly repeat, so that cache only
+  grows; the worker turns it off (``ONEDNN_PRIMITIVE_CACHE_CAPACITY=0``), and compiling at each
+  call costs less than the cache did. (docs/decisions/onednn-cache.md)
 
 All are process-wide, so the worker sets them (``stream-trf worker``), not the library: a
 host application's allocator is its own business. An operator's own ``MALLOC_MMAP_THRESHOLD_``,
@@ -52,9 +34,10 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
-# mallopt's parameter number for the mmap threshold (malloc.h); glibc caps the value at 32 MiB
+from ..settings import MAX_MMAP_THRESHOLD_MB
+
+# mallopt's parameter number for the mmap threshold (malloc.h)
 M_MMAP_THRESHOLD = -3
-MAX_MMAP_THRESHOLD_MB = 32
 THP_SYSFS = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
@@ -90,10 +73,9 @@ def release_freed_memory() -> bool:
 class ReleaseEvery:
     """``release_freed_memory`` every ``wordpieces`` the model has computed: a hook for the
     lanes (``trf_tok2vec.after_sub_batch``). Within one buffer the lanes free activations of a
-    different size at every sub-batch and the heap's holes pile up: a 256-doc buffer's RSS
-    climbed ~30 MB from the first sub-batch to the last, all of it free heap (trimmed after each
-    sub-batch it stayed level), which is the step a worker's memory takes when it falls behind
-    and its buffers fill. Thread-safe: lanes call it from their own threads."""
+    different size at every sub-batch and the heap's holes pile up, which is the step a
+    worker's memory takes when it falls behind and its buffers fill. Thread-safe: lanes call it
+    from their own threads."""
 
     def __init__(self, wordpieces: int, release: Callable[[], bool] = release_freed_memory):
         if wordpieces < 1:

@@ -1,17 +1,18 @@
 """Several worker processes under one command, each a full member of the consumer group.
 
 Why processes as well as lanes: within a process the model runs as single-threaded passes side
-by side (model/lanes.py), but everything around it — parsing, spaCy, the wordpiece tokenizer,
-alignment, building and serializing records, the Kafka client — is Python that holds the GIL.
+by side (model/lanes.py), but everything around it (parsing, spaCy, the wordpiece tokenizer,
+alignment, building and serializing records, the Kafka client) is Python that holds the GIL.
 On a few cores that serial share hides among the lanes; on many it would cap the process, so
-"auto" starts one process per ``CORES_PER_PROCESS`` cores.
-Kafka partitions are the unit of scale, so each process simply takes its share of them: the
-same thing as starting N workers by hand, with one command to start, stop and watch.
+"auto" starts one process per few cores (``stream_trf.auto.processes``). Kafka partitions are the
+unit of scale, so each process simply takes its share of them: the same thing as starting N
+workers by hand, with one command to start, stop and watch.
 
 The supervisor starts the processes (``spawn``: a fresh interpreter each, no forked torch
 state), waits until every one has its partitions before it says it is ready, forwards SIGTERM
 and SIGINT so each finishes and publishes its in-flight batch, and restarts a process that
-dies unexpectedly (giving up when one crashes more than ``MAX_RESTARTS`` times a minute).
+dies unexpectedly, at once (its partitions wait for it), giving up when one crashes more than
+``MAX_RESTARTS`` times a minute: a crash loop is then the orchestrator's to back off from.
 Process ``i`` serves its web pages on ``web_port + i``.
 """
 
@@ -28,48 +29,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import auto
+from ..model import lanes
 from ..settings import Settings
+from .worker import configure_logging, run_worker, say_ready
 
 log = logging.getLogger("stream_trf.supervisor")
 
 MAX_RESTARTS = 5  # per process per minute
 
 
-# Cores per worker process under "auto" on a CPU. Within a process the model runs on one lane per
-# core (model/lanes.py), but spaCy's tokenizer, the wordpiece alignment and Kafka's client share
-# one interpreter: past a few cores that serial share would cap the process, so larger machines
-# get several. On 2 cores one process with 2 lanes matched two single-threaded processes in
-# throughput (2,140 vs 1,895 words/s in one A/B run) with a lower p99 at half load (1.33 vs 1.86 s)
-# and half the memory (1,054 vs 2,077 MB): small buffers are cut across the lanes.
-CORES_PER_PROCESS = 4
-
-
 def resolve_processes(settings: Settings) -> int:
-    """``settings.processes``, or for 0 ("auto"): one per ``CORES_PER_PROCESS`` cores, at most one
-    per partition (a process without a partition would idle), on a GPU too: there the CPU side
-    (tokenization, alignment, serialization) is the bottleneck, and processes sharing one card
-    measured 4.3x one process on an H100 with 16 cores (README, Performance)."""
-    if settings.processes:
-        return settings.processes
-    from ..model import lanes
-
-    return max(1, min(lanes.cpu_cores() // CORES_PER_PROCESS, settings.partitions))
+    """``--processes``, or for 0 ("auto") what ``stream_trf.auto.processes`` picks for this
+    machine's cores and the topics' partitions."""
+    return settings.operations.processes or auto.processes(
+        lanes.cpu_cores(), settings.topics.partitions
+    )
 
 
 def threads_per_process(processes: int) -> int:
-    from ..model.lanes import cpu_cores
-
-    return max(1, cpu_cores() // processes)
+    return max(1, lanes.cpu_cores() // processes)
 
 
 def process_settings(settings: Settings, index: int) -> Settings:
     """What process ``index`` runs with: one process, its own web port and data directory."""
+    ops = settings.operations
     changes: dict[str, Any] = {"processes": 1}
-    if settings.web_port:
-        changes["web_port"] = settings.web_port + index
-    if settings.data_dir:
-        changes["data_dir"] = str(Path(settings.data_dir) / f"process-{index}")
+    if ops.web_port:
+        changes["web_port"] = ops.web_port + index
+    if ops.data_dir:
+        changes["data_dir"] = str(Path(ops.data_dir) / f"process-{index}")
     return settings.with_(**changes)
+
+
+def supervise(settings: Settings, processes: int) -> int:
+    """``stream-trf worker`` with ``processes`` (at least 2) worker processes; runs until
+    SIGTERM/SIGINT and returns the exit status they add up to."""
+    configure_logging(settings)
+    group = settings.topics.group_id
+    log.info(
+        "%d worker processes of %d thread(s) each in group %s",
+        processes,
+        threads_per_process(processes),
+        group,
+    )
+    supervisor = Supervisor(settings, processes)
+    return supervisor.run(on_ready=lambda: say_ready(f"group {group}, {processes} processes"))
 
 
 def _die_with_parent() -> None:
@@ -92,8 +97,6 @@ def _process_main(settings: Settings, threads: int, ready: Any) -> None:
     os.setpgrp()  # a terminal's Ctrl-C reaches the supervisor only; it forwards one SIGTERM
     _die_with_parent()
     torch.set_num_threads(threads)
-    from .worker import run_worker
-
     sys.exit(run_worker(settings, on_ready=ready.set))
 
 

@@ -7,9 +7,8 @@ the vocab's lexemes by orth, the string store's strings by hash). A cleared key 
 tombstone. A key seen before lands on its own tombstone again, but a new key reuses one only
 when its probe happens to cross it, and a table whose live keys plus tombstones reach 60 %
 doubles, however few keys are live. Each table therefore grows by about 16 bytes per word no
-zone has seen before, for ever: ``spacy.blank("en")``, 20,000 new words per zone, went 285 →
-418 MB over 4 M new words (``bench/zone_tables.py``). A stream keeps bringing such words
-(package names, versions, URLs): small over minutes, unbounded over days.
+zone has seen before, for ever, and a stream keeps bringing such words (package names, versions,
+URLs): small over minutes, unbounded over days (docs/decisions/zones.md).
 
 ``buffer_zone`` opens the zone and, once it has closed, rebuilds a table whose capacity has
 outgrown its live keys (``compact_vocab_tables``): each from its live entries (the same
@@ -125,12 +124,10 @@ class BufferZones:
     """A memory zone per buffer, once ``warmup_chars`` characters of text have run without.
 
     The warm-up buffers' words, strings and tokenizer cache entries stay for the life of the
-    process: memory bounded by the budget plus at most one buffer (a buffer that starts
-    within the budget runs whole outside a zone; the first ~2,000 Debian descriptions, 1 M
-    characters, kept ~9 MB), spent on the words a stream repeats most (the ones it brings
-    first, by Zipf's law). In 256-doc buffers, 2,048 descriptions no warm-up had seen took
-    1.14-1.62 s in spaCy's tokenizer with no warm-up and 0.42-0.49 s after one of 2,000
-    other descriptions (``bench/zone_warmup.py``).
+    process: memory bounded by the budget plus at most one buffer (a buffer that starts within
+    the budget runs whole outside a zone), spent on the words a stream repeats most (the ones it
+    brings first, by Zipf's law), so that later buffers, each in its zone, find them cached
+    (docs/decisions/zones.md).
     """
 
     def __init__(self, nlp: Any, warmup_chars: int = 0) -> None:

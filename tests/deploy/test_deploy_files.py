@@ -1,7 +1,7 @@
 """Static checks of deploy/ (there is no Docker engine or cluster here).
 
 Everything is checked against the package itself, never against a list kept in this file:
-environment variables against the fields of ``stream_trf.settings.Settings`` (and their values
+environment variables against the settings (``stream_trf.settings.SPECS``; and their values
 through ``Settings.from_sources``), commands against ``[project.scripts]`` and the CLI's argparse
 parser, the Grafana dashboard's PromQL against ``stream_trf.monitor.prometheus.METRIC_NAMES``.
 Each checker returns a list of problems; every checker also gets one bad input that it must reject.
@@ -13,7 +13,6 @@ import argparse
 import json
 import re
 import shlex
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from stream_trf.settings import ENV_PREFIX, Settings
+from stream_trf.settings import ENV_PREFIX, SPECS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -41,7 +40,7 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_count", "_sum")
 
 
 def setting_names() -> set[str]:
-    return {f.name for f in fields(Settings)}
+    return set(SPECS)
 
 
 def pyproject() -> dict[str, Any]:
@@ -81,7 +80,7 @@ def exported_metrics() -> set[str]:
 
 
 def settings_env_problems(env: dict[str, Any]) -> list[str]:
-    """STREAM_TRF_* names must be Settings fields, and their values must pass Settings."""
+    """STREAM_TRF_* names must be settings, and their values must pass Settings."""
     known = setting_names()
     problems = [
         f"{name} is not a setting (no Settings.{name[len(ENV_PREFIX) :].lower()})"

@@ -78,13 +78,13 @@ def test_batch_cost_cuts_pad_less_and_change_no_result(tiny_dir: Path) -> None:
 
 
 def test_words_per_batch_auto_follows_the_device(tiny_dir: Path) -> None:
-    from stream_trf.pipeline.tok2vec import AUTO_WORDS_PER_BATCH
+    from stream_trf import auto
 
     t2v = stream_trf.load(str(tiny_dir), device="cpu").get_pipe("trf_tok2vec")
     assert t2v.cfg["words_per_batch"] == 0  # the default is auto
-    assert t2v.words_per_batch == AUTO_WORDS_PER_BATCH["cpu"] == 1000
+    assert t2v.words_per_batch == auto.words_per_batch("cpu") == 1000
     t2v.runner.device = torch.device("cuda")  # only read, never used to compute here
-    assert t2v.words_per_batch == AUTO_WORDS_PER_BATCH["cuda"] == 32000
+    assert t2v.words_per_batch == auto.words_per_batch("cuda") == 32000
     fixed = stream_trf.load(str(tiny_dir), words_per_batch=300).get_pipe("trf_tok2vec")
     fixed.runner.device = torch.device("cuda")
     assert fixed.words_per_batch == 300  # a set value wins on any device

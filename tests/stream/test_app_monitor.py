@@ -78,6 +78,11 @@ def test_monitor_settings_come_from_flags_and_the_environment() -> None:
     )
     assert s.window_seconds == 2.5 and s.metrics_topic == "m-topic"
     assert s.alert_windows == 3 and s.label_js_max == 0.4
+    # the monitoring section is the monitor's configuration itself
+    monitor = build_app(s, processor=None)._stream_trf_monitor  # type: ignore[arg-type]
+    assert monitor.config is s.monitor
+    assert (monitor.config.window_seconds, monitor.config.alert_windows) == (2.5, 3)
+    assert monitor.config.thresholds.label_js_max == 0.4
     defaults = Settings()
     assert defaults.metrics_topic == "stream-trf-metrics" and defaults.window_seconds == 60.0
     assert defaults.reference_size == 500 and defaults.reference_file == ""

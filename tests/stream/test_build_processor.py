@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from stream_trf import auto
 from stream_trf.settings import Settings
-from stream_trf.stream.worker import WORKER_AUTO_WORDS_PER_BATCH, build_processor
+from stream_trf.stream.worker import build_processor, model_overrides
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(0, None), (640, 640)])
@@ -18,8 +19,24 @@ def test_auto_words_per_batch_is_the_workers_own_and_a_setting_wins(
     processor = build_processor(settings)
     tok2vec = processor.nlp.get_pipe("trf_tok2vec")
     device = tok2vec.runner.device.type
-    want = expected if expected is not None else WORKER_AUTO_WORDS_PER_BATCH[device]
-    assert tok2vec.words_per_batch == want
+    want = expected if expected is not None else auto.words_per_batch(device, "worker")
+    assert tok2vec.words_per_batch == tok2vec.cfg["words_per_batch"] == want
+    assert want != auto.words_per_batch(device)  # not the library's own auto
+
+
+@pytest.mark.parametrize("emit_tokens", [False, True])
+def test_the_worker_asks_load_for_what_it_needs(emit_tokens: bool) -> None:
+    settings = Settings(emit_tokens=emit_tokens, precision="int8", trace="off")
+    for device in ("cpu", "cuda"):
+        assert model_overrides(settings, device) == {
+            "words_per_batch": auto.words_per_batch(device, "worker"),
+            "precision": "int8",
+            "packing": "auto",
+            "trace": "off",
+            "doc_tensor": emit_tokens,
+            "outputs": "rows" if emit_tokens else "pooled",
+        }
+    assert model_overrides(settings.with_(words_per_batch=640), "cuda")["words_per_batch"] == 640
 
 
 @pytest.mark.parametrize("emit_tokens", [False, True])
@@ -72,7 +89,7 @@ def test_freed_heap_goes_back_every_n_wordpieces_on_the_lanes(
     if expected is None:
         assert hook is None
         return
-    want = 8 * WORKER_AUTO_WORDS_PER_BATCH[tok2vec.runner.device.type]
+    want = 8 * auto.words_per_batch(tok2vec.runner.device.type, "worker")
     assert hook.wordpieces == (want if expected == "auto" else expected)
     import threading
 

@@ -1,0 +1,51 @@
+"""What 0 ("auto") means for the settings that have it: one rule per setting, by device and by
+who runs the model (the library's ``nlp.pipe``, the worker, or training).
+
+A leaf: the library (``trf_tok2vec``), the worker and the settings' help all read their figures
+from here. Why each figure is what it is: docs/decisions/words-per-batch.md and
+docs/decisions/processes-and-lanes.md.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Use = Literal["library", "worker", "training"]
+
+# Most padded wordpieces in one transformer sub-batch. The library's figures were the fastest in
+# `stream-trf bench` sweeps (a GPU needs big passes: each costs launches and Python however small).
+# The worker's are smaller: on a CPU a buffer's working set shrinks at the same speed; on a GPU a
+# buffer becomes several passes, so processes sharing the card keep their latency low.
+# Training keeps the library's CPU figure on any device: gradients need far more memory.
+WORDS_PER_BATCH: dict[str, dict[str, int]] = {
+    "library": {"cpu": 1000, "cuda": 32000},
+    "worker": {"cpu": 500, "cuda": 8000},
+}
+
+# The worker hands freed heap back to the OS every this many of its auto sub-batches.
+RELEASE_EVERY_SUB_BATCHES = 8
+
+# Cores per worker process. Within a process the model runs one lane per core, but spaCy, the
+# alignment and the Kafka client share one interpreter: past a few cores that serial share would
+# cap the process, so larger machines get several.
+CORES_PER_PROCESS = 4
+
+
+def words_per_batch(device_type: str, use: Use = "library") -> int:
+    """``words_per_batch`` = 0 on a device (``"cpu"``, ``"cuda"``; others count as a CPU)."""
+    if use == "training":
+        return WORDS_PER_BATCH["library"]["cpu"]
+    table = WORDS_PER_BATCH[use]
+    return table.get(device_type, table["cpu"])
+
+
+def release_every(device_type: str) -> int:
+    """``release_every`` = 0 in the worker: wordpieces between two hand-backs of freed heap."""
+    return RELEASE_EVERY_SUB_BATCHES * words_per_batch(device_type, "worker")
+
+
+def processes(cores: int, partitions: int) -> int:
+    """``processes`` = 0: one worker process per ``CORES_PER_PROCESS`` cores, at most one per
+    partition (a process without one would idle), at least one. The same on a GPU: there the
+    CPU side (tokenization, alignment, serialization) is what the processes share out."""
+    return max(1, min(cores // CORES_PER_PROCESS, partitions))
