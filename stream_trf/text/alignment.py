@@ -4,7 +4,7 @@ The alignment is data, not nested lists: CSR arrays (``indptr``, ``indices``) in
 directions, and the rebuild of ``doc.tensor`` is one sparse × dense product ``W @ H`` that
 runs unchanged on a GPU.
 
-Rules (see the README's "Alignment" section):
+Rules (docs/library.md, "What the numbers mean"):
 
 * a wordpiece is aligned to every spaCy token with which it shares a non-whitespace character
   (many-to-many both ways);

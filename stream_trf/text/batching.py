@@ -6,8 +6,9 @@ Pure functions over integers; they know nothing about docs, tokenizers or device
   wordpieces, each wrapped in the sentence's own boundary tokens. Every content wordpiece takes
   its row from the window where it sits furthest from an edge (the overlap is split in the
   middle); boundary rows are the mean over the windows. Nothing is truncated.
-* All windows of a batch of docs are sorted by length and cut greedily into sub-batches whose
-  padded size (rows × longest) stays within ``words_per_batch``.
+* All windows of a batch of docs are sorted by length and cut into sub-batches whose padded size
+  (rows × longest) stays within ``words_per_batch``, where padding plus a fixed cost per forward
+  pass is least (or greedily, without a cost).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ def test_default_pipeline_has_the_debian_sections_classifier(minilm_nlp) -> None
 
 def test_shipped_head_is_far_better_than_chance(minilm_nlp) -> None:
     """A smoke check that the right weights are loaded; the accuracy figure itself is measured
-    by the benchmark (README, bench/results/textcat-head-debian-sections.json)."""
+    by the benchmark (docs/text-classification.md, bench/results/textcat-head-debian-sections.json)."""
     rows = [json.loads(x) for x in (SHARED_DATA / "debian-sections" / "dev.jsonl").open()][:150]
     docs = minilm_nlp.pipe([r["text"] for r in rows])
     correct = sum(max(d.cats, key=d.cats.__getitem__) == r["label"] for d, r in zip(docs, rows))
