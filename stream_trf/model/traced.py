@@ -3,8 +3,8 @@
 Why: the eager model runs its Python (Hugging Face's modules, masks, the dispatcher) between
 every kernel, and needs the GIL for it. Beside a thread that runs Python (spaCy's tokenizer, the
 wordpiecer, the alignment, serialization) each lane queues for the GIL dozens of times per
-pass. ``python bench/gil_contention.py`` (2 cores, all-MiniLM-L6-v2, two lanes on the library's
-sub-batches, the tokenizer running beside them): eager, 0.69-0.76 of the machine did work (1.68
+pass. ``python -m bench.experiments.gil_contention`` (2 cores, all-MiniLM-L6-v2, two lanes on
+the library's sub-batches, the tokenizer running beside them): eager, 0.69-0.76 of the machine did work (1.68
 cores busy, the rest waiting for the GIL); traced, 0.93-0.96 (1.95 cores). A traced module runs
 its whole graph in C++ with the GIL released, so the Python beside it and the lanes share the
 cores instead of taking turns. Alone it is also a few % faster (no per-operator Python).

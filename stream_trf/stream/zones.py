@@ -8,8 +8,8 @@ tombstone. A key seen before lands on its own tombstone again, but a new key reu
 when its probe happens to cross it, and a table whose live keys plus tombstones reach 60 %
 doubles, however few keys are live. Each table therefore grows by about 16 bytes per word no
 zone has seen before, for ever: ``spacy.blank("en")``, 20,000 new words per zone, went 285 →
-418 MB over 4 M new words (``bench/zone_tables.py``). A stream keeps bringing such words
-(package names, versions, URLs): small over minutes, unbounded over days.
+418 MB over 4 M new words (``bench/experiments/zone_tables.py``). A stream keeps bringing such
+words (package names, versions, URLs): small over minutes, unbounded over days.
 
 ``buffer_zone`` opens the zone and, once it has closed, rebuilds a table whose capacity has
 outgrown its live keys (``compact_vocab_tables``): each from its live entries (the same
@@ -130,7 +130,7 @@ class BufferZones:
     characters, kept ~9 MB), spent on the words a stream repeats most (the ones it brings
     first, by Zipf's law). In 256-doc buffers, 2,048 descriptions no warm-up had seen took
     1.14-1.62 s in spaCy's tokenizer with no warm-up and 0.42-0.49 s after one of 2,000
-    other descriptions (``bench/zone_warmup.py``).
+    other descriptions (``bench/experiments/zone_warmup.py``).
     """
 
     def __init__(self, nlp: Any, warmup_chars: int = 0) -> None:
