@@ -11,6 +11,7 @@ stream-trf train       train a text classifier (fine-tune, or a head over the fr
 stream-trf evaluate    per-label precision/recall/F1 of a trained pipeline
 stream-trf package     a pip-installable model package from a trained pipeline
 stream-trf bench       throughput against the compute ceiling and the peers, JSON + PNG
+                       (a source checkout's bench/ folder: pip install -e ".[bench]")
 stream-trf info        versions, the default model and where it lives, the device
 """
 
@@ -25,8 +26,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import StreamTrfError, UsageError
+from .errors import MissingExtra, StreamTrfError, UsageError
+from .extras import require_for_command
 from .model.source import DEFAULT_MODEL
+
+# What `stream-trf bench --systems` chooses from: bench.harness.throughput.SYSTEMS, written out
+# so that --help works where the harness is not (a test checks they agree).
+BENCH_SYSTEMS = ("ceiling", "library", "worker", "naive", "spacy-transformers")
 
 # The settings a plain Kafka client (produce, consume) needs.
 CLIENT_SETTINGS = (
@@ -419,9 +425,29 @@ def cmd_package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_module(name: str) -> Any:
+    """``bench.harness.NAME``, from the ``bench/`` folder of the source checkout this package
+    runs from (the installed package does not ship it), else wherever ``bench`` imports from."""
+    import importlib
+
+    root = Path(__file__).resolve().parents[1]
+    if (root / "bench" / "harness" / "__init__.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    try:
+        return importlib.import_module(f"bench.harness.{name}")
+    except ModuleNotFoundError as err:
+        if err.name not in ("bench", "bench.harness", f"bench.harness.{name}"):
+            raise  # the harness is here and something it imports is not: show that
+        raise MissingExtra(
+            "stream-trf bench runs the benchmarks of a source checkout (its bench/ folder), "
+            "which the installed package does not ship: run it from a source checkout "
+            'installed with pip install -e ".[bench]"'
+        ) from err
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .benchmark.corpus import default_data_path
-    from .benchmark.harness import run_bench
+    run_bench = _bench_module("throughput").run_bench
+    default_data_path = _bench_module("corpus").default_data_path
 
     systems = [x.strip() for x in args.systems.split(",") if x.strip()]
     run_bench(
@@ -760,8 +786,6 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--version", required=True, help="package version, e.g. 1.0.0")
     pk.set_defaults(func=cmd_package)
 
-    from .benchmark.harness import SYSTEMS
-
     bn = sub.add_parser(
         "bench",
         help="throughput: ceiling, library, worker and peers on the same texts (JSON + PNG)",
@@ -782,7 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--model", default=DEFAULT_MODEL, help="transformer (default: %(default)s)")
     bn.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
+        default=",".join(BENCH_SYSTEMS),
         help="comma-separated subset of: %(default)s",
     )
     bn.add_argument(
@@ -856,6 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        require_for_command(args.command)
         return int(args.func(args))
     except StreamTrfError as err:
         print(f"stream-trf: error: {err}", file=sys.stderr)

@@ -55,3 +55,8 @@ class ExtensionConflict(StreamTrfError):
 
 class UsageError(StreamTrfError):
     """A command-line argument that cannot work as written."""
+
+
+class MissingExtra(StreamTrfError):
+    """A command or function needs an optional dependency that is not installed; the message
+    names the extra that installs it (``pip install 'stream_trf[EXTRA]'``)."""

@@ -396,7 +396,6 @@ def test_the_monitor_section_is_the_monitors_config() -> None:
     assert type(s.monitor) is MonitorConfig and type(s.monitor.thresholds) is Thresholds
     assert s.monitor == MonitorConfig(window_seconds=5.0, thresholds=Thresholds(label_js_max=0.3))
     assert Settings().monitor == MonitorConfig()  # the same defaults: they are declared once
-    assert MonitorConfig.from_settings(s) is s.monitor
 
 
 def test_sections_and_single_settings_combine() -> None:

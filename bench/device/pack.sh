@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Build .devpkg/: everything a bench run needs on a GPU machine that reaches no package index,
 # under the 64 MiB a call may carry (bench/device/run.sh unpacks and runs it there).
-#   - the wheels of stream_trf's runtime dependencies (Python 3.12, manylinux x86-64) that the
-#     machine's image lacks (bench/device/image-packages.txt), installed into one folder, spaCy's
+#   - the wheels of stream_trf's runtime dependencies and of its `bench` extra (the embedded
+#     broker, matplotlib; Python 3.12, manylinux x86-64) that the machine's image lacks (bench/device/image-packages.txt), installed into one folder, spaCy's
 #     tests and unused languages dropped, shared objects stripped, xz-compressed;
 #   - the default model's weights as bf16 (run.sh widens them to fp32: same shapes, same kernels;
 #     the packaged fp32 file alone is 91 MB);
@@ -19,23 +19,23 @@ PLAT=(--python-version 3.12 --implementation cp --only-binary=:all:)
 for n in 1 17 24 27 28 31 34 35; do
     case $n in 1) PLAT+=(--platform manylinux1_x86_64) ;; 17) PLAT+=(--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64) ;; *) PLAT+=(--platform "manylinux_2_${n}_x86_64") ;; esac
 done
-# stream_trf's runtime closure (no test extras), minus what the image holds
+# stream_trf's runtime closure with the `bench` extra (no test tools), minus what the image holds
 "$PY" - bench/device/image-packages.txt > "$WORK/need.txt" <<'PYEOF'
 import importlib.metadata as md, re, sys
 from packaging.requirements import Requirement
 have = {l.strip() for l in open(sys.argv[1]) if l.strip()}
 norm = lambda s: re.sub(r"[-_.]+", "-", s).lower()
-seen, stack = {}, ["stream-trf"]
+seen, stack = {}, [("stream-trf", "bench")]
 while stack:
-    name = stack.pop()
+    name, extra = stack.pop()
     if name in seen:
         continue
     dist = md.distribution(name)
     seen[name] = dist.version
     for r in dist.requires or []:
         req = Requirement(r)
-        if req.marker is None or req.marker.evaluate({"extra": ""}):
-            stack.append(norm(req.name))
+        if req.marker is None or req.marker.evaluate({"extra": extra}):
+            stack.append((norm(req.name), ""))
 for name, version in sorted(seen.items()):
     if name not in have and name != "stream-trf":
         print(f"{name}=={version}")

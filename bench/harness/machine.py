@@ -1,0 +1,151 @@
+"""What a figure was measured on: the machine, the accelerator, the library versions, the code."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def describe() -> dict[str, Any]:
+    import spacy
+    import torch
+    import transformers
+
+    cuda = torch.cuda.is_available()
+    cpu_model = platform.processor() or platform.machine()
+    for line in _lines("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    return {
+        "device": torch.cuda.get_device_name(0) if cuda else f"CPU: {cpu_model}",
+        "cpu": cpu_model,
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "spacy": spacy.__version__,
+        "cuda": torch.version.cuda if cuda else None,
+    }
+
+
+def source_revision(checkout: Path | None = None) -> str:
+    """The checkout's commit (short hash), with ``+uncommitted changes`` when tracked files
+    differ from it; ``unknown`` outside a git checkout. Default: this source checkout."""
+    git = ["git", "-C", str(checkout or Path(__file__).resolve().parents[2])]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        )
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
+    except OSError:
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readlines()
+    except OSError:
+        return []
+
+
+def _status_mb(pid: int, field: str) -> float | None:
+    for line in _lines(f"/proc/{pid}/status"):
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every live descendant (a supervised worker's processes), from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if not entry.isdigit():
+            continue
+        stat = _lines(f"/proc/{entry}/stat")
+        if not stat:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")"
+        fields = stat[0].rsplit(")", 1)[-1].split()
+        if len(fields) > 1:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(children.get(p, []))
+    return tree
+
+
+def _tree_mb(pid: int, field: str) -> float | None:
+    values = [v for p in process_tree(pid) if (v := _status_mb(p, field)) is not None]
+    return round(sum(values), 1) if values else None
+
+
+def process_peak_rss_mb(pid: int) -> float | None:
+    """Another live process's peak resident memory (Linux ``VmHWM``), None where unknown;
+    summed over its descendants (each one's own peak: an upper bound of the peak together)."""
+    return _tree_mb(pid, "VmHWM")
+
+
+def process_rss_mb(pid: int) -> float | None:
+    """Another live process's resident memory now (Linux ``VmRSS``) with its descendants',
+    None where unknown."""
+    return _tree_mb(pid, "VmRSS")
+
+
+def process_cpu(pid: int) -> dict[str, float] | None:
+    """CPU a live process and its descendants have used so far (Linux ``/proc/PID/stat``): user
+    and kernel seconds and minor page faults, None where unknown. Kernel time is mostly page
+    faults here: the share that shows what the allocator costs (stream_trf/stream/memory.py)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = {"user_s": 0.0, "kernel_s": 0.0, "minor_faults": 0.0}
+    found = False
+    for p in process_tree(pid):
+        stat = _lines(f"/proc/{p}/stat")
+        if not stat:
+            continue
+        fields = stat[0].rsplit(")", 1)[-1].split()
+        # after "(comm)": state ppid pgrp session tty tpgid flags minflt cminflt majflt
+        # cmajflt utime stime ...
+        total["minor_faults"] += int(fields[7])
+        total["user_s"] += int(fields[11]) / tick
+        total["kernel_s"] += int(fields[12]) / tick
+        found = True
+    return total if found else None
+
+
+def cpu_between(
+    before: dict[str, float] | None, after: dict[str, float] | None, docs: int
+) -> dict[str, float] | None:
+    """What ``process_cpu`` counted between two readings, per doc where it helps."""
+    if before is None or after is None:
+        return None
+    user = after["user_s"] - before["user_s"]
+    kernel = after["kernel_s"] - before["kernel_s"]
+    return {
+        "user_s": round(user, 2),
+        "kernel_s": round(kernel, 2),
+        "kernel_share": round(kernel / (user + kernel), 4) if user + kernel > 0 else 0.0,
+        "cpu_ms_per_doc": round(1000 * (user + kernel) / max(docs, 1), 2),
+        "minor_faults_per_doc": round(
+            (after["minor_faults"] - before["minor_faults"]) / max(docs, 1), 1
+        ),
+    }

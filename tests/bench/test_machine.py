@@ -1,0 +1,59 @@
+"""The harness's process figures, read from /proc for a live process tree."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.harness.machine import cpu_between, process_cpu
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+# Touches 256 MiB of fresh pages (65,536 minor faults at 4 KiB, fewer on huge pages), spins in
+# user code for a while, then waits for a line on stdin so that it is still alive when read.
+CHILD = """
+import mmap, sys
+m = mmap.mmap(-1, 256 * 2**20)
+for i in range(0, len(m), 4096):
+    m[i] = 1
+sum(i * i for i in range(3_000_000))
+print("done", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_cpu_and_page_faults_of_a_child_are_counted_with_its_parent() -> None:
+    # the parent is a shell, so the figures must come from its descendant (a supervised worker)
+    shell = subprocess.Popen(
+        ["/bin/sh", "-c", f'exec 3<&0; "{sys.executable}" -c "$0" <&3', CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        before = process_cpu(shell.pid)
+        assert shell.stdout is not None and shell.stdout.readline().strip() == "done"
+        after = process_cpu(shell.pid)
+        used = cpu_between(before, after, docs=4)
+        assert used is not None
+        assert used["user_s"] >= 0.1  # the loop (no system calls in it)
+        assert used["minor_faults_per_doc"] * 4 >= 60_000  # every page of the mapping
+        assert used["kernel_s"] > 0.0
+        assert 0.0 < used["kernel_share"] < 1.0
+        assert used["cpu_ms_per_doc"] == pytest.approx(
+            1000 * (used["user_s"] + used["kernel_s"]) / 4, abs=0.01
+        )
+    finally:
+        assert shell.stdin is not None
+        shell.stdin.write("\n")
+        shell.stdin.close()
+        shell.wait(timeout=30)
+
+
+def test_a_process_that_is_gone_has_no_figures() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert process_cpu(proc.pid) is None
+    assert cpu_between(None, {"user_s": 1.0, "kernel_s": 0.0, "minor_faults": 0.0}, 1) is None
