@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+import spacy
+from spacy.training import Example
 
 from stream_trf.cli import main
 from stream_trf.training.data import BadTrainingData, read_labelled
-from stream_trf.training.evaluate import scores
+from stream_trf.training.evaluate import score
 
 POS = [
     "The quick brown fox jumps.",
@@ -112,14 +114,28 @@ def test_frozen_head_only_training(tiny_models, data, tmp_path: Path) -> None:
     assert summary["log"][-1]["loss"] < summary["log"][0]["loss"]
 
 
+def _scored(gold: list[str], pred: list[str], labels: list[str]) -> dict:
+    """Examples whose predicted cats put 0.9 on ``pred`` and 0.1 / (n-1) elsewhere."""
+    nlp = spacy.blank("en")
+    examples = []
+    for g, p in zip(gold, pred):
+        eg = Example.from_dict(nlp.make_doc("x"), {"cats": {k: float(k == g) for k in labels}})
+        eg.predicted.cats = {k: 0.9 if k == p else 0.1 / (len(labels) - 1) for k in labels}
+        examples.append(eg)
+    return score(examples, labels, exclusive=True)
+
+
 def test_scores_against_a_hand_count() -> None:
-    result = scores(["a", "a", "b", "b", "c"], ["a", "b", "b", "b", "a"], ["a", "b", "c"])
+    result = _scored(["a", "a", "b", "b", "c"], ["a", "b", "b", "b", "a"], ["a", "b", "c"])
     assert result["accuracy"] == pytest.approx(3 / 5)
     assert result["per_label"]["a"]["precision"] == pytest.approx(1 / 2)
     assert result["per_label"]["b"]["recall"] == pytest.approx(1.0)
     assert result["per_label"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert result["per_label"]["a"]["support"] == 2 and result["per_label"]["c"]["support"] == 1
     f1_a, f1_b, f1_c = 0.5, 0.8, 0.0
     assert result["macro_f1"] == pytest.approx((f1_a + f1_b + f1_c) / 3)
+    # every doc's confidence is 0.9 and 3 of 5 are right: one bin, |0.6 - 0.9|
+    assert result["ece"] == pytest.approx(0.3)
 
 
 def test_bad_training_file_is_a_clear_error(tmp_path: Path) -> None:
