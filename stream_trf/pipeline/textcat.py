@@ -14,7 +14,6 @@ is fitted after training (training/calibrate.py) and changes probabilities, neve
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import random
@@ -501,8 +500,8 @@ class TransformerTextCat(Pipe):
         if self.own_optimizer is not None and optimizer is self.own_optimizer:
             self.own_optimizer.step_schedules()
 
-    @contextlib.contextmanager
     def use_params(self, params: dict[Any, Any]) -> Iterator[None]:
+        """The averaged weights until resumed (a generator, as spaCy's Language drives it)."""
         with self.model.use_params(params):
             yield
 

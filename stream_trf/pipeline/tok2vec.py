@@ -8,7 +8,6 @@ the rows back per sentence and per doc, and rebuild ``doc.tensor`` with one row 
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import time
 import weakref
@@ -761,9 +760,9 @@ class TransformerTok2Vec(BatchPipe):
         ):
             optimizer.step_schedules()
 
-    @contextlib.contextmanager
     def use_params(self, params: dict[Any, Any]) -> Iterator[None]:
-        """The optimizer's averaged weights inside the block (spaCy evaluates and saves so)."""
+        """The optimizer's averaged weights until resumed: a generator, as spaCy's
+        ``Language.use_params`` drives it (it evaluates and saves checkpoints so)."""
         if self._runner is None:
             yield
             return

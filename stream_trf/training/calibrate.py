@@ -52,7 +52,7 @@ def expected_calibration_error(
         inside = which == b
         if inside.any():
             total += inside.sum() * abs(correct[inside].mean() - confidence[inside].mean())
-    return float(total / len(probs))
+    return float(total / len(confidence))
 
 
 def doc_probabilities(

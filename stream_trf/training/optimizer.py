@@ -51,10 +51,14 @@ class TorchKernelAdam(Optimizer):
             norm = float(torch.linalg.vector_norm(g))
             if norm >= self.grad_clip:
                 g.mul_(self.grad_clip / norm)
-        if key not in self.mom1:
-            self.mom1[key] = torch.zeros_like(w)
-            self.mom2[key] = torch.zeros_like(w)
-        m1, m2 = self.mom1[key], self.mom2[key]
+        # Thinc keeps arrays here; this class keeps torch tensors (its own state only).
+        moments: dict[KeyT, Any] = self.mom1
+        squares: dict[KeyT, Any] = self.mom2
+        if key not in moments:
+            moments[key] = torch.zeros_like(w)
+            squares[key] = torch.zeros_like(w)
+        m1: torch.Tensor = moments[key]
+        m2: torch.Tensor = squares[key]
         b1, b2 = self.b1, self.b2
         lr = self.learn_rate * (1.0 - b2**t) ** 0.5 / (1.0 - b1**t)
         m1.mul_(b1).add_(g, alpha=1.0 - b1)

@@ -1,15 +1,19 @@
-"""nlp.to_disk → spacy.load round trips, in a fresh process that never imports stream_trf."""
+"""nlp.to_disk → spacy.load round trips, in a fresh process that never imports stream_trf; and
+nlp.to_bytes → from_bytes."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import spacy
+from textcat_helpers import _examples, _pipeline, _train
 
 import stream_trf
 
@@ -86,3 +90,30 @@ def test_saved_pipeline_keeps_its_settings(tiny_models, tmp_path: Path) -> None:
     assert t2v.cfg["words_per_batch"] == 123
     assert t2v.cfg["window_overlap"] == 7
     assert t2v.runner.max_length == 64
+
+
+@pytest.mark.parametrize("family", ["roberta", "xlm"])
+def test_to_bytes_round_trips_every_component(tiny_models, tmp_path: Path, family: str) -> None:
+    """nlp.to_bytes() → a pipeline built from the same config → from_bytes: the same
+    wordpieces, doc.tensor and cats (with the temperature), though the model directory the
+    config names is gone by then."""
+    model = tmp_path / family
+    shutil.copytree(tiny_models[family], model)
+    nlp = _pipeline(model)
+    _train(nlp, _examples(nlp), 3)
+    nlp.get_pipe("trf_textcat").cfg["temperature"] = 1.7
+    expected = list(nlp.pipe(TEXTS))
+    data = nlp.to_bytes()
+    config = nlp.config
+    shutil.rmtree(model)
+    again = spacy.util.load_model_from_config(config)
+    again.from_bytes(data)
+    assert again.pipe_names == nlp.pipe_names
+    assert again.get_pipe("trf_textcat").temperature == 1.7
+    for a, b in zip(expected, again.pipe(TEXTS)):
+        assert b._.trf_word_pieces_ == a._.trf_word_pieces_
+        np.testing.assert_array_equal(b.tensor, a.tensor)
+        assert b.cats == a.cats
+    # and once more, from the restored pipeline's own bytes
+    third = spacy.util.load_model_from_config(config).from_bytes(again.to_bytes())
+    assert [d.cats for d in third.pipe(TEXTS)] == [d.cats for d in expected]
