@@ -404,7 +404,7 @@ def cmd_init_config(args: argparse.Namespace) -> int:
     )
     print(
         f"wrote {args.config} ({'exclusive' if exclusive else 'multi-label'}, "
-        f"{len(labels) or 'labels from the data'} labels, {sized})\n"
+        f"{f'{len(labels)} labels' if labels else 'labels read from the data'}, {sized})\n"
         f"train: python -m spacy train {args.config} --paths.train TRAIN.spacy "
         "--paths.dev DEV.spacy --output OUT\n"
         f"then:  stream-trf calibrate OUT/model-best DEV.spacy"
@@ -443,12 +443,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         [[float(eg.reference.cats.get(k, 0.0)) for k in textcat.labels] for eg in examples]
     )
     features = textcat.head_features([eg.reference.text for eg in examples], desc="calibrate")
-    result = calibrate(textcat, features, gold)
+    result = calibrate(textcat, features, gold, criterion=args.criterion)
     target = Path(args.model_dir) / "trf_textcat"
     textcat.to_disk(target)
     print(
         f"temperature {result.temperature:.4f} on {result.n} docs: ECE {result.ece_before:.4f} "
-        f"-> {result.ece_after:.4f}, NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
+        f"-> {result.ece_after:.4f}, Brier {result.brier_before:.4f} -> {result.brier_after:.4f}, "
+        f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
         f"saved in {target}"
     )
     print(json.dumps(result.to_dict()))
@@ -850,14 +851,20 @@ def build_parser() -> argparse.ArgumentParser:
     cb = sub.add_parser(
         "calibrate",
         help="fit the classifier's temperature on held-out data (ECE before and after)",
-        description="Fit the temperature that divides trf_textcat's logits, minimising the "
-        "negative log-likelihood of FILE's labels (data the model was not trained on: the dev "
+        description="Fit the temperature that tempers trf_textcat's probabilities, minimising "
+        "the Brier score (or NLL) of FILE's labels (data the model was not trained on: the dev "
         "split), and save it in MODEL_DIR. Rankings never change; probabilities do. Prints the "
         "expected calibration error before and after.",
     )
     cb.add_argument("model_dir", help="a saved pipeline (e.g. OUT/model-best)")
     cb.add_argument("file", help="held-out labelled data: JSONL or .spacy")
     cb.add_argument("--limit", type=int, default=None, help="use at most this many examples")
+    cb.add_argument(
+        "--criterion",
+        choices=("brier", "nll"),
+        default="brier",
+        help="what the temperature minimises (default: %(default)s; docs/training.md says why)",
+    )
     cb.set_defaults(func=cmd_calibrate)
 
     ev = sub.add_parser(

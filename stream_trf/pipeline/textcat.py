@@ -24,6 +24,7 @@ from typing import Any, cast
 import numpy as np
 import srsly
 from scipy import sparse
+from scipy.special import expit
 from spacy.language import Language
 from spacy.pipeline import Pipe
 from spacy.scorer import Scorer
@@ -357,15 +358,12 @@ class TransformerTextCat(Pipe):
     def probabilities(
         self, logits: Sequence[np.ndarray], temperature: float | None = None
     ) -> np.ndarray:
-        """Per doc, its label probabilities: softmax or sigmoid of each row's logits / T, then
-        the mean over its rows. (n_docs, n_labels)."""
+        """Per doc, its label probabilities (n_docs, n_labels): ``doc_probabilities`` at the
+        component's temperature (or the one given)."""
         t = self.temperature if temperature is None else float(temperature)
         if not logits:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        lengths = np.array([len(z) for z in logits])
-        P = activate(np.concatenate(logits) / t, self.exclusive)
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        return (np.add.reduceat(P, starts, axis=0) / lengths[:, None]).astype(np.float32)
+        return doc_probabilities(logits, t, self.exclusive).astype(np.float32)
 
     def predict(self, docs: Iterable[Doc]) -> np.ndarray:
         self._require_head()
@@ -596,10 +594,35 @@ class TransformerTextCat(Pipe):
         return self
 
 
+def doc_probabilities(
+    logits: Sequence[np.ndarray], temperature: float, exclusive: bool
+) -> np.ndarray:
+    """Per doc: the mean over its feature rows of softmax (exclusive) or sigmoid (multi-label)
+    of their logits, then tempered: softmax(log p / T), or sigmoid(logit(p) / T) per label.
+
+    The temperature acts on the doc's probabilities, not on each row's logits: a doc read as
+    several sentences averages their predictions, which blurs them (the shipped head, per
+    sentence, was under-confident: mean confidence 0.79 at accuracy 0.89 on dev), and a
+    per-row temperature can only blur them further or sharpen each sentence alone. Tempering
+    the average is the same as per-row temperature scaling for a one-row doc, keeps every
+    doc's ranking of its labels, and is what ``calibrate`` fits."""
+    lengths = np.array([len(z) for z in logits])
+    P = activate(np.concatenate(logits), exclusive).astype(np.float64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    P = np.add.reduceat(P, starts, axis=0) / lengths[:, None]
+    if temperature == 1.0:
+        return P
+    eps = 1e-12
+    if exclusive:
+        return activate(np.log(np.maximum(P, eps)) / temperature, True)
+    P = np.clip(P, eps, 1 - eps)
+    return activate((np.log(P) - np.log1p(-P)) / temperature, False)
+
+
 def activate(logits: np.ndarray, exclusive: bool) -> np.ndarray:
     """Softmax over each row (exclusive classes) or an independent sigmoid per label."""
-    logits = np.asarray(logits, dtype=np.float32)
+    logits = np.asarray(logits)
     if exclusive:
         e = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return e / e.sum(axis=-1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
+    return expit(logits)

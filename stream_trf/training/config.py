@@ -184,6 +184,10 @@ def textcat_config(recipe: Recipe, n_train: int | None = None) -> Config:
     evaluations are sized to the data, one evaluation per epoch."""
     spe = recipe.steps_per_epoch(n_train) if n_train else UNSIZED_STEPS_PER_EPOCH
     total = recipe.epochs * spe + 1
+    # Sized: stop at the step that evaluates the last epoch. Unsized: after the epochs.
+    max_epochs, max_steps = (
+        (recipe.epochs + 1, recipe.epochs * spe) if n_train else (recipe.epochs, 0)
+    )
     max_wordpieces = 0 if recipe.freeze else recipe.max_wordpieces
     text = _TEMPLATE.format(
         seed=recipe.seed,
@@ -197,8 +201,8 @@ def textcat_config(recipe: Recipe, n_train: int | None = None) -> Config:
         class_weighting=recipe.class_weighting,
         dropout=recipe.dropout,
         head_learn_rate=recipe.head_learn_rate,
-        max_epochs=recipe.epochs + 1,
-        max_steps=recipe.epochs * spe,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
         eval_frequency=spe,
         batch_size=recipe.batch_size,
         weight_decay=recipe.weight_decay,

@@ -54,15 +54,36 @@ def test_fitted_temperature_undoes_a_known_overconfidence() -> None:
     assert before > 0.08 and after < 0.03
 
 
-def test_fitted_temperature_is_the_best_of_a_grid() -> None:
-    """An independent check of the search: no temperature on a fine grid has a lower NLL."""
+@pytest.mark.parametrize("criterion", ["brier", "nll"])
+def test_fitted_temperature_is_the_best_of_a_grid(criterion: str) -> None:
+    """An independent check of the search: no temperature on a fine grid does better on the
+    criterion it minimises."""
     logits, gold = _overconfident(600, 0.6, seed=3)
+
+    def loss(t: float, exclusive: bool) -> float:
+        probs = doc_probabilities(logits, t, exclusive)
+        if criterion == "nll":
+            return negative_log_likelihood(probs, gold, exclusive)
+        return float(((probs - gold) ** 2).sum(axis=1).mean())
+
     for exclusive in (True, False):
-        t = fit_temperature(logits, gold, exclusive)
-        best = negative_log_likelihood(doc_probabilities(logits, t, exclusive), gold, exclusive)
+        best = loss(fit_temperature(logits, gold, exclusive, criterion), exclusive)
         for g in np.geomspace(0.1, 10, 200):
-            nll = negative_log_likelihood(doc_probabilities(logits, g, exclusive), gold, exclusive)
-            assert best <= nll + 1e-6
+            assert best <= loss(g, exclusive) + 1e-6
+
+
+def test_the_temperature_tempers_the_average_of_a_docs_rows() -> None:
+    """For a one-row doc it is the logits divided by T; for several rows, softmax(log p / T)
+    of their mean probability p, which keeps the doc's ranking of its labels."""
+    z = np.array([[2.0, 0.5, -1.0]])
+    e = np.exp(z / 0.5)
+    np.testing.assert_allclose(doc_probabilities([z], 0.5, True)[0], (e / e.sum())[0], rtol=1e-6)
+    rows = np.array([[2.0, 0.5, -1.0], [-0.5, 1.5, 0.0]])
+    p = (np.exp(rows) / np.exp(rows).sum(1, keepdims=True)).mean(0)
+    expected = p**2 / (p**2).sum()
+    np.testing.assert_allclose(doc_probabilities([rows], 0.5, True)[0], expected, rtol=1e-6)
+    for t in (0.3, 3.0):
+        assert np.argsort(doc_probabilities([rows], t, True)[0]).tolist() == np.argsort(p).tolist()
 
 
 def test_temperature_is_saved_and_changes_probabilities_not_rankings(
