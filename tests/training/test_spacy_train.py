@@ -1,6 +1,7 @@
 """spaCy's own path, as a spaCy user runs it: ``stream-trf convert`` and ``stream-trf
-init-config``, then ``python -m spacy train``, ``spacy.load``, ``python -m spacy evaluate``,
-``stream-trf calibrate`` and ``python -m spacy package`` (the directory form, offline)."""
+init-config``, then ``python -m spacy train`` (a fresh process: everything found through entry
+points), ``spacy.load``, spaCy's evaluate, ``stream-trf calibrate`` and spaCy's package (the
+directory form, offline; installed by pip)."""
 
 from __future__ import annotations
 
@@ -106,10 +107,10 @@ def test_spacy_train_fine_tunes_and_spacy_load_runs_it(trained, tiny_models) -> 
 
 
 def test_spacy_evaluate_scores_it_as_stream_trf_evaluate_does(trained, capsys) -> None:
-    metrics = trained["root"] / "metrics.json"
-    _run("-m", "spacy", "evaluate", str(trained["best"]), str(trained["root"] / "dev.spacy"),
-         "--output", str(metrics))  # fmt: skip
-    spacy_scores = json.loads(metrics.read_text())
+    """spaCy's evaluate command (its function, in this process) and ours: one definition."""
+    from spacy.cli.evaluate import evaluate
+
+    spacy_scores = evaluate(str(trained["best"]), trained["root"] / "dev.spacy", silent=True)
     capsys.readouterr()
     assert main(["evaluate", str(trained["best"]), str(trained["root"] / "dev.spacy")]) == 0
     ours = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -118,29 +119,37 @@ def test_spacy_evaluate_scores_it_as_stream_trf_evaluate_does(trained, capsys) -
 
 
 def test_calibrate_then_spacy_package_installs_and_predicts_the_same(
-    trained, tmp_path: Path
+    trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """spaCy's package command (``--build none``: the package directory, offline), installed
+    by pip, loads by name and predicts what the calibrated model-best predicts."""
+    import importlib
+
+    from spacy.cli.package import package
+
     assert main(["calibrate", str(trained["best"]), str(trained["root"] / "dev.spacy")]) == 0
     nlp = spacy.load(trained["best"])
     assert nlp.get_pipe("trf_textcat").temperature != 1.0
     expected = [nlp(t).cats for t in POS + NEG]
     packages = tmp_path / "packages"
     packages.mkdir()
-    _run("-m", "spacy", "package", str(trained["best"]), str(packages),
-         "--name", "tiny_spacy_train", "--version", "0.0.1", "--build", "none")  # fmt: skip
+    package(
+        trained["best"],
+        packages,
+        name="tiny_spacy_train",
+        version="0.0.1",
+        create_sdist=False,
+        create_wheel=False,
+        force=True,
+        silent=True,
+    )
     package_dir = packages / "en_tiny_spacy_train-0.0.1"
     assert (package_dir / "setup.py").exists()
     site = tmp_path / "site"
     _run("-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
          "--target", str(site), str(package_dir))  # fmt: skip
-    script = (
-        "import json, sys, spacy; nlp = spacy.load('en_tiny_spacy_train'); "
-        "print(json.dumps([nlp(t).cats for t in json.loads(sys.argv[1])]))"
-    )
-    env = dict(_env(), PYTHONPATH=str(site))
-    proc = subprocess.run(
-        [sys.executable, "-c", script, json.dumps(POS + NEG)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    installed = spacy.load("en_tiny_spacy_train")
+    assert installed.meta["version"] == "0.0.1"
+    assert [installed(t).cats for t in POS + NEG] == expected

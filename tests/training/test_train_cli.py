@@ -181,3 +181,20 @@ def test_class_weights_follow_the_counts_and_keep_the_mean_at_one() -> None:
     assert 90 * balanced["big"] == pytest.approx(10 * balanced["small"])  # equal total weight
     with pytest.raises(ValueError, match="one of"):
         class_weights(rows, labels, "inverse")
+
+
+def test_convert_writes_every_label_of_every_doc(tmp_path: Path) -> None:
+    """JSONL with `label` or `cats` → a DocBin whose docs carry every label (0 where a row
+    names none), as spaCy's text classifiers and scorer expect."""
+    from spacy.tokens import DocBin
+
+    rows = [
+        {"text": "A first text.", "cats": {"a": 1.0, "b": 1.0}},
+        {"text": "A second one!", "cats": {"c": 1.0}},
+    ]
+    path = _write(tmp_path / "multi.jsonl", rows)
+    assert main(["convert", str(path), str(tmp_path / "multi.spacy"), "--labels", "d"]) == 0
+    docs = list(DocBin().from_disk(tmp_path / "multi.spacy").get_docs(spacy.blank("en").vocab))
+    assert [d.text for d in docs] == ["A first text.", "A second one!"]
+    assert docs[0].cats == {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+    assert docs[1].cats == {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0}
