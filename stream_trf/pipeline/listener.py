@@ -48,7 +48,7 @@ class TransformerListener(Model):
         """Called by ``trf_tok2vec.add_listener``: whom to report to, and under which name."""
         self._upstream = weakref.ref(upstream)
         self._component = component_name
-        if not self.has_dim("nO") and upstream._runner is not None:
+        if not self.has_dim("nO") and upstream.model is not None:  # loaded: its width is known
             self.set_dim("nO", upstream.width)
 
     @property
