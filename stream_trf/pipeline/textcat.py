@@ -187,7 +187,7 @@ class TransformerTextCat(Pipe):
 
     @property
     def temperature(self) -> float:
-        """Logits are divided by it before softmax / sigmoid (1: as trained)."""
+        """What tempers each doc's probabilities (``doc_probabilities``; 1: as trained)."""
         return float(self.cfg.get("temperature") or 1.0)
 
     @property
@@ -216,7 +216,9 @@ class TransformerTextCat(Pipe):
         examples' label counts, and with ``probe_epochs`` a head trained alone on the frozen
         transformer's rows first ("linear probing, then fine-tuning": the transformer's first
         updates then follow a head that already points the right way)."""
-        examples = list(get_examples()) if get_examples is not None else []
+        scheme = str(self.cfg.get("class_weighting") or "none")
+        needed = not (labels or self.labels) or scheme != "none" or probe_epochs > 0
+        examples = list(get_examples()) if get_examples is not None and needed else []
         if labels:
             for label in labels:
                 self.add_label(label)
@@ -226,7 +228,6 @@ class TransformerTextCat(Pipe):
                     self.add_label(label)
         if self.labels and not self.has_head:
             self._make_head(self._tok2vec().width)
-        scheme = str(self.cfg.get("class_weighting") or "none")
         if scheme != "none" and examples:
             counts = {label: 0 for label in self.labels}
             for eg in examples:
