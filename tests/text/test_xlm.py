@@ -133,3 +133,20 @@ def test_training_on_the_head_of_a_doc_cuts_on_words(xlm: Path) -> None:
         assert text.startswith(cut) and cut
         assert len(tok.tokenize(cut)) <= budget or len(cut.split()) == 1
         assert len(text) == len(cut) or text[len(cut)].isspace()
+
+
+def test_xlm_fine_tunes_through_spacy(xlm: Path) -> None:
+    """The classifier trains on XLM's rows and its gradient reaches the transformer."""
+    import torch
+    from textcat_helpers import NEG, POS, _examples, _pipeline, _train
+
+    nlp = _pipeline(xlm)
+    examples = _examples(nlp)
+    model = nlp.get_pipe("trf_tok2vec")
+    history = _train(nlp, examples, 2)
+    before = {n: p.detach().clone() for n, p in model.model.named_parameters()}
+    history += _train(nlp, examples, 25)
+    assert np.mean(history[-5:]) < 0.5 * np.mean(history[:3])
+    assert any(not torch.equal(p, before[n]) for n, p in model.model.named_parameters())
+    assert all(nlp(t).cats["POS"] > 0.5 for t in POS)
+    assert all(nlp(t).cats["NEG"] > 0.5 for t in NEG)
