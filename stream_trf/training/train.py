@@ -16,8 +16,10 @@ Both then fit the classifier's temperature on dev (training/calibrate.py) for ``
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -195,14 +197,21 @@ def _train_head_only(
 
 
 def _calibrate(output: Path, dev: list[Labelled], labels: list[str]) -> dict[str, Any]:
-    """Fit the temperature of model-best and model-last on dev; save it in each."""
+    """Fit the temperature of model-best and model-last on dev; save it in each. When the last
+    evaluation was the best, spaCy's loop saved the same weights twice: fitted once."""
     import stream_trf
 
     from .calibrate import calibrate
 
     gold = np.stack([np.array(list(full_cats(r, labels).values()), np.float32) for r in dev])
-    out = {}
+    out: dict[str, Any] = {}
     for name in ("model-best", "model-last"):
+        if name == "model-last" and _same_weights(output / "model-best", output / name):
+            shutil.copy(
+                output / "model-best" / "trf_textcat" / "cfg", output / name / "trf_textcat"
+            )
+            out[name] = dict(out["model-best"], same_as="model-best")
+            continue
         nlp = stream_trf.load(output / name)
         textcat = nlp.get_pipe("trf_textcat")
         order = [labels.index(label) for label in textcat.labels]
@@ -210,6 +219,17 @@ def _calibrate(output: Path, dev: list[Labelled], labels: list[str]) -> dict[str
         out[name] = calibrate(textcat, features, gold[:, order]).to_dict()
         nlp.get_pipe("trf_textcat").to_disk(output / name / "trf_textcat")
     return out
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    """Whether two saved pipelines hold byte-identical weights (transformer and head)."""
+    for part in ("trf_tok2vec/transformer/model.safetensors", "trf_textcat/head.npz"):
+        fa, fb = a / part, b / part
+        if not (fa.exists() and fb.exists()) or fa.stat().st_size != fb.stat().st_size:
+            return False
+        if hashlib.sha256(fa.read_bytes()).digest() != hashlib.sha256(fb.read_bytes()).digest():
+            return False
+    return True
 
 
 def _saved_class_weights(model_dir: Path) -> dict[str, float]:
