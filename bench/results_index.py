@@ -37,16 +37,20 @@ CITING: tuple[str, ...] = (
 # Scripts the results were made with, as they are run today (or that they are gone).
 KEPT = (
     "buffer_working_set",
+    "calibration_report",
+    "finetune_step_ab",
     "gil_contention",
     "int8_schemes",
     "lag_burst",
     "processor_alone",
     "record_size",
+    "selection_honesty",
     "worker_paced_ab",
     "zone_tables",
     "zone_warmup",
 )
 REMOVED = ("allocator_ab", "lane_release_ab", "worker_processes", "throughput")
+RENAMED = {"calibrate_shipped_head": "calibration_report"}
 
 
 @dataclass(frozen=True)
@@ -451,6 +455,30 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-11-26",
                 command="stream-trf train on CUDA, 12 runs (each run's arguments inside the file)",
             ),
+            e(
+                "calibration-shipped-head.json",
+                what="Calibration of the shipped head: ECE on dev before and after its "
+                "temperature, cross-fitted on halves of dev, with the noise floor of ECE at "
+                "that size",
+                date="2026-12-02",
+            ),
+            e(
+                "calibration-finetuned-cpu.json",
+                what="The same for the model `stream-trf train` fine-tuned with its defaults",
+                date="2026-12-02",
+            ),
+            e(
+                "selection-honesty-frozen-head.json",
+                what="Selection honesty: a head over the frozen model, 5 seeds, the epoch "
+                "chosen on a held-out tenth of train, scored on dev (used for neither)",
+                date="2026-12-02",
+            ),
+            e(
+                "finetune-step-ab-cpu.json",
+                what="A fine-tuning step through spaCy's optimizer against the own-AdamW step "
+                "before (seconds per step, same batches)",
+                date="2026-12-02",
+            ),
         ),
     ),
     (
@@ -488,8 +516,8 @@ def recorded_command(entry: Entry) -> str:
     command = " ".join(command.split())
     notes = []
     for script in dict.fromkeys(re.findall(r"bench/(\w+)\.py", command)):
-        if script in KEPT:
-            notes.append(f"today `python -m bench.experiments.{script}`")
+        if script in KEPT or script in RENAMED:
+            notes.append(f"today `python -m bench.experiments.{RENAMED.get(script, script)}`")
         elif script == "drift_detection":
             notes.append("today `python -m bench.drift`")
         elif script in REMOVED:

@@ -56,7 +56,8 @@ def load(
     saved = (path / "config.cfg").exists() and (path / "meta.json").exists()
     if saved or (isinstance(model, str) and not path.exists() and spacy.util.is_package(model)):
         # A saved pipeline or an installed model package (stream-trf package).
-        return _override(spacy.load(path if saved else str(model)), overrides)
+        nlp = _load_saved(path) if saved else spacy.load(str(model))
+        return _override(nlp, overrides)
     from .pipeline.tok2vec import DEFAULT_CONFIG
 
     overrides.setdefault("words_per_batch", DEFAULT_CONFIG["words_per_batch"])
@@ -75,6 +76,20 @@ def load(
         textcat.from_disk(head_dir)
     nlp.meta["name"] = "stream_trf_" + Path(model_dir).name.replace("-", "_").lower()
     return nlp
+
+
+def _load_saved(path: Path) -> Any:
+    """``spacy.load(path)``, reading pipelines saved by earlier versions too: the training
+    settings they named are dropped from the config before spaCy validates it."""
+    import spacy
+
+    from .pipeline.training import drop_retired_settings
+
+    config = spacy.util.load_config(path / "config.cfg", interpolate=False)
+    if not drop_retired_settings(config):
+        return spacy.load(path)
+    nlp = spacy.util.load_model_from_config(config, meta=spacy.util.get_model_meta(path))
+    return nlp.from_disk(path, exclude=["config.cfg"])
 
 
 # trf_tok2vec settings that shape the loaded model itself (the rest are read at call time).

@@ -8,6 +8,9 @@ stream-trf consume     print a topic's records as JSON lines; report duplicates
 stream-trf reference   a drift reference from enriched records (a file or a topic)
 stream-trf encode      encode texts with the wrapped transformer and show what it gives
 stream-trf train       train a text classifier (fine-tune, or a head over the frozen model)
+stream-trf init-config a spaCy training config for the classifier (python -m spacy train)
+stream-trf convert     labelled JSONL -> spaCy DocBin (.spacy)
+stream-trf calibrate   fit the classifier's temperature on held-out data
 stream-trf evaluate    per-label precision/recall/F1 of a trained pipeline
 stream-trf package     a pip-installable model package from a trained pipeline
 stream-trf bench       throughput against the compute ceiling and the peers, JSON + PNG
@@ -358,6 +361,31 @@ def cmd_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recipe(args: argparse.Namespace, **extra: Any) -> Any:
+    """The training recipe the command line describes (training/config.py)."""
+    from .training.config import Recipe
+
+    head_rate = args.head_learn_rate
+    if head_rate is None:
+        head_rate = 1e-2 if args.freeze_transformer else 1e-3
+    return Recipe(
+        model=args.model,
+        epochs=args.epochs,
+        freeze=args.freeze_transformer,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        learn_rate=args.learn_rate,
+        head_learn_rate=head_rate,
+        warmup=args.warmup,
+        pooling=args.pooling,
+        max_wordpieces=args.max_wordpieces,
+        probe_epochs=args.probe_epochs,
+        words_per_batch=args.words_per_batch,
+        class_weighting=args.class_weights,
+        **extra,
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .training.train import train
 
@@ -365,48 +393,128 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.train,
         args.dev,
         args.output,
-        model=args.model,
-        epochs=args.epochs,
-        freeze=args.freeze_transformer,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        learn_rate=args.learn_rate,
-        head_learn_rate=args.head_learn_rate,
-        warmup=args.warmup,
-        pooling=args.pooling,
-        max_wordpieces=args.max_wordpieces,
-        probe_epochs=args.probe_epochs,
-        words_per_batch=args.words_per_batch,
-        class_weighting=args.class_weights,
+        recipe=_recipe(args),
         limit=args.limit,
         progress=not args.quiet,
     )
     best = max(summary["log"], key=lambda e: e["dev_macro_f1"])
+    calibration = summary["calibration"]["model-best"]
+    accuracy = "" if best["dev_accuracy"] is None else f"dev accuracy {best['dev_accuracy']:.4f}, "
     print(
-        f"best epoch {best['epoch']}: dev accuracy {best['dev_accuracy']:.4f}, macro-F1 "
-        f"{best['dev_macro_f1']:.4f}; {summary['seconds']:.0f}s; saved {args.output}/model-best, "
-        f"{args.output}/model-last, {args.output}/training-curve.png"
+        f"best epoch {best['epoch']}: {accuracy}macro-F1 {best['dev_macro_f1']:.4f}; "
+        f"temperature {calibration['temperature']:.3f} (dev ECE {calibration['ece_before']:.3f} "
+        f"-> {calibration['ece_after']:.3f}); {summary['seconds']:.0f}s; saved "
+        f"{args.output}/model-best, {args.output}/model-last, {args.output}/config.cfg, "
+        f"{args.output}/training-curve.png"
     )
+    return 0
+
+
+def cmd_init_config(args: argparse.Namespace) -> int:
+    from .training.config import textcat_config
+    from .training.data import is_exclusive, label_set, read_examples, read_labelled
+
+    labels: tuple[str, ...] = tuple(x.strip() for x in (args.labels or "").split(",") if x.strip())
+    exclusive = not args.multi_label
+    n_train = None
+    if args.train:
+        path = Path(args.train)
+        if path.suffix == ".spacy":
+            import spacy
+
+            examples = read_examples(path, spacy.blank(args.lang))
+            cats = [eg.reference.cats for eg in examples]
+            found = sorted({k for c in cats for k in c})
+            exclusive = not args.multi_label and all(
+                sum(v > 0.5 for v in c.values()) == 1 for c in cats
+            )
+        else:
+            rows = read_labelled(path)
+            found, exclusive = label_set(rows), not args.multi_label and is_exclusive(rows)
+            cats = [r.cats for r in rows]
+        labels = labels or tuple(found)
+        n_train = len(cats)
+    recipe = _recipe(args, labels=labels, exclusive=exclusive, lang=args.lang)
+    config = textcat_config(recipe, n_train=n_train)
+    Path(args.config).parent.mkdir(parents=True, exist_ok=True)
+    config.to_disk(args.config)
+    sized = (
+        f"sized to {n_train} training examples"
+        if n_train
+        else ("schedule NOT sized to your data (pass --train to size it)")
+    )
+    print(
+        f"wrote {args.config} ({'exclusive' if exclusive else 'multi-label'}, "
+        f"{f'{len(labels)} labels' if labels else 'labels read from the data'}, {sized})\n"
+        f"train: python -m spacy train {args.config} --paths.train TRAIN.spacy "
+        "--paths.dev DEV.spacy --output OUT\n"
+        f"then:  stream-trf calibrate OUT/model-best DEV.spacy"
+    )
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .training.data import label_set, read_labelled, to_docbin
+
+    rows = read_labelled(args.input, args.limit)
+    labels = sorted(
+        set(label_set(rows)) | {x.strip() for x in (args.labels or "").split(",") if x.strip()}
+    )
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    to_docbin(rows, labels, args.lang).to_disk(args.output)
+    print(f"wrote {args.output}: {len(rows)} docs, labels {', '.join(labels)}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import stream_trf
+
+    from .training.calibrate import calibrate
+    from .training.data import read_examples
+
+    nlp = stream_trf.load(args.model_dir)
+    if "trf_textcat" not in nlp.pipe_names:
+        print(f"stream-trf: error: {args.model_dir} has no trf_textcat", file=sys.stderr)
+        return 2
+    textcat = nlp.get_pipe("trf_textcat")
+    examples = read_examples(args.file, nlp, args.limit)
+    import numpy as np
+
+    gold = np.array(
+        [[float(eg.reference.cats.get(k, 0.0)) for k in textcat.labels] for eg in examples]
+    )
+    features = textcat.head_features([eg.reference.text for eg in examples], desc="calibrate")
+    result = calibrate(textcat, features, gold, criterion=args.criterion)
+    target = Path(args.model_dir) / "trf_textcat"
+    textcat.to_disk(target)
+    print(
+        f"temperature {result.temperature:.4f} on {result.n} docs: ECE {result.ece_before:.4f} "
+        f"-> {result.ece_after:.4f}, Brier {result.brier_before:.4f} -> {result.brier_after:.4f}, "
+        f"NLL {result.nll_before:.4f} -> {result.nll_after:.4f}; "
+        f"saved in {target}"
+    )
+    print(json.dumps(result.to_dict()))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import stream_trf
 
-    from .training.data import read_labelled
+    from .training.data import read_examples
     from .training.evaluate import evaluate, format_table
 
     nlp = stream_trf.load(args.model_dir)
     if "trf_textcat" not in nlp.pipe_names:
         print(f"stream-trf: error: {args.model_dir} has no trf_textcat", file=sys.stderr)
         return 2
-    result = evaluate(nlp, read_labelled(args.file, args.limit))
+    result = evaluate(nlp, read_examples(args.file, nlp, args.limit))
     print(format_table(result))
     print(
         json.dumps(
             {
-                "accuracy": round(result["accuracy"], 4),
+                "accuracy": None if result["accuracy"] is None else round(result["accuracy"], 4),
                 "macro_f1": round(result["macro_f1"], 4),
+                "ece": round(result["ece"], 4),
                 "n": result["n"],
             }
         )
@@ -475,6 +583,77 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .stream.demo import run_demo
 
     return run_demo(args)
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    """The training recipe's options, shared by train and init-config."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="transformer (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs (default: %(default)s)")
+    parser.add_argument(
+        "--freeze-transformer",
+        action="store_true",
+        help="train only the head; the transformer's rows are computed once",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="docs per update (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--learn-rate",
+        type=float,
+        default=1e-4,
+        help="transformer learning rate (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--head-learn-rate",
+        type=float,
+        default=None,
+        help="head learning rate (default: 1e-3, or 1e-2 with --freeze-transformer)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.1,
+        help="share of steps for linear warm-up, then linear decay (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pooling",
+        choices=("cls", "mean", "doc_mean"),
+        default="doc_mean",
+        help="features: per sentence the class token or the mean of its wordpieces (sentence "
+        "probabilities averaged), or doc_mean, the mean of all the doc's wordpieces "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-wordpieces",
+        type=int,
+        default=64,
+        help="fine-tune on the first N wordpieces of each training doc; the classifier is "
+        "saved reading the same first N at dev time and in serving; 0 = no cap "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--probe-epochs",
+        type=int,
+        default=10,
+        help="before fine-tuning, this many head-only epochs over frozen rows, so that "
+        "fine-tuning starts from a head that already works; 0 = start from a random head "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--words-per-batch",
+        type=int,
+        default=1000,
+        help="padded wordpieces per transformer sub-batch while training; saved with the "
+        "model (default: %(default)s, the fastest on a 2-core CPU)",
+    )
+    parser.add_argument(
+        "--class-weights",
+        choices=("none", "sqrt", "balanced"),
+        default="sqrt",
+        help="weigh each label's loss by the inverse square root (sqrt) or the inverse "
+        "(balanced) of its training count, for macro-F1 on skewed labels (default: %(default)s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -679,95 +858,103 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser(
         "train",
         help="train a text classifier on the transformer (fine-tune it, or a head over it frozen)",
-        description="Train trf_textcat on JSONL with 'text' and 'label' (or 'cats'). Prints the "
-        "running loss, and dev accuracy and macro-F1 after each epoch; saves OUTPUT/model-best "
-        "(best dev macro-F1), OUTPUT/model-last, OUTPUT/training.json and "
-        "OUTPUT/training-curve.png. With the same --seed, the same run.",
+        description="Train trf_textcat on JSONL with 'text' and 'label' (or 'cats'), through "
+        "spaCy's own training loop (the recipe is written to OUTPUT/config.cfg: python -m "
+        "spacy train runs the same). Prints dev accuracy and macro-F1 after each epoch; saves "
+        "OUTPUT/model-best (best dev macro-F1), OUTPUT/model-last, OUTPUT/training.json and "
+        "OUTPUT/training-curve.png, each model with its temperature fitted on dev. With the "
+        "same --seed, the same run.",
     )
     tr.add_argument("--train", required=True, help="training JSONL")
     tr.add_argument("--dev", required=True, help="development JSONL, evaluated after each epoch")
     tr.add_argument("--output", required=True, help="output directory")
-    tr.add_argument("--model", default=DEFAULT_MODEL, help="transformer (default: %(default)s)")
-    tr.add_argument("--epochs", type=int, default=3, help="epochs (default: %(default)s)")
-    tr.add_argument(
-        "--freeze-transformer",
-        action="store_true",
-        help="train only the head; the transformer's rows are computed once",
-    )
-    tr.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    tr.add_argument(
-        "--batch-size", type=int, default=16, help="docs per update (default: %(default)s)"
-    )
-    tr.add_argument(
-        "--learn-rate",
-        type=float,
-        default=1e-4,
-        help="transformer learning rate (default: %(default)s)",
-    )
-    tr.add_argument(
-        "--head-learn-rate",
-        type=float,
-        default=None,
-        help="head learning rate (default: 1e-3, or 1e-2 with --freeze-transformer)",
-    )
-    tr.add_argument(
-        "--warmup",
-        type=float,
-        default=0.1,
-        help="share of steps for linear warm-up, then linear decay (default: %(default)s)",
-    )
-    tr.add_argument(
-        "--pooling",
-        choices=("cls", "mean", "doc_mean"),
-        default="doc_mean",
-        help="features: per sentence the class token or the mean of its wordpieces (sentence "
-        "probabilities averaged), or doc_mean, the mean of all the doc's wordpieces "
-        "(default: %(default)s)",
-    )
-    tr.add_argument(
-        "--max-wordpieces",
-        type=int,
-        default=64,
-        help="fine-tune on the first N wordpieces of each training doc; the classifier is "
-        "saved reading the same first N at dev time and in serving; 0 = no cap "
-        "(default: %(default)s)",
-    )
-    tr.add_argument(
-        "--probe-epochs",
-        type=int,
-        default=10,
-        help="before fine-tuning, this many head-only epochs over frozen rows, so that "
-        "fine-tuning starts from a head that already works; 0 = start from a random head "
-        "(default: %(default)s)",
-    )
-    tr.add_argument(
-        "--words-per-batch",
-        type=int,
-        default=1000,
-        help="padded wordpieces per transformer sub-batch while training; saved with the "
-        "model (default: %(default)s, the fastest on a 2-core CPU)",
-    )
-    tr.add_argument(
-        "--class-weights",
-        choices=("none", "sqrt", "balanced"),
-        default="sqrt",
-        help="weigh each label's loss by the inverse square root (sqrt) or the inverse "
-        "(balanced) of its training count, for macro-F1 on skewed labels (default: %(default)s)",
-    )
+    _add_recipe_arguments(tr)
     tr.add_argument(
         "--limit", type=int, default=None, help="use at most this many training examples"
     )
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
     tr.set_defaults(func=cmd_train)
 
+    ic = sub.add_parser(
+        "init-config",
+        help="write a spaCy training config for a text classifier on the transformer",
+        description="Write CONFIG (a spaCy config: sentencizer, trf_wordpiecer, trf_tok2vec, "
+        "trf_textcat) with the recipe of stream-trf train; train it with python -m spacy train "
+        "CONFIG --paths.train TRAIN.spacy --paths.dev DEV.spacy --output OUT (stream-trf "
+        "convert makes the .spacy files). With --train, the labels and the learning-rate "
+        "schedule come from that data.",
+    )
+    ic.add_argument("config", help="the config file to write, e.g. config.cfg")
+    ic.add_argument(
+        "--train",
+        default=None,
+        help="training data (JSONL or .spacy) to size the schedule and read the labels from",
+    )
+    ic.add_argument(
+        "--labels",
+        default=None,
+        help="comma-separated labels (default: from --train, or from the data at initialize)",
+    )
+    ic.add_argument(
+        "--multi-label",
+        action="store_true",
+        help="independent labels (sigmoid) instead of one label per doc",
+    )
+    ic.add_argument(
+        "--lang", default="en", help="spaCy language of the pipeline (default: %(default)s)"
+    )
+    _add_recipe_arguments(ic)
+    ic.set_defaults(func=cmd_init_config)
+
+    cv = sub.add_parser(
+        "convert",
+        help="labelled JSONL -> spaCy DocBin (.spacy), for python -m spacy train",
+        description="Read JSONL with 'text' and 'label' (or 'cats') and write a DocBin whose "
+        "docs carry doc.cats over every label (1.0 / 0.0).",
+    )
+    cv.add_argument("input", help="labelled JSONL")
+    cv.add_argument("output", help="the .spacy file to write")
+    cv.add_argument(
+        "--labels",
+        default=None,
+        help="comma-separated labels to include even where the file has none",
+    )
+    cv.add_argument(
+        "--lang",
+        default="en",
+        help="spaCy language whose tokenizer splits the texts (default: %(default)s)",
+    )
+    cv.add_argument("--limit", type=int, default=None, help="convert at most this many examples")
+    cv.set_defaults(func=cmd_convert)
+
+    cb = sub.add_parser(
+        "calibrate",
+        help="fit the classifier's temperature on held-out data (ECE before and after)",
+        description="Fit the temperature that tempers trf_textcat's probabilities, minimising "
+        "the Brier score (or NLL) of FILE's labels (data the model was not trained on: the dev "
+        "split), and save it in MODEL_DIR. Rankings never change; probabilities do. Prints the "
+        "expected calibration error before and after.",
+    )
+    cb.add_argument("model_dir", help="a saved pipeline (e.g. OUT/model-best)")
+    cb.add_argument("file", help="held-out labelled data: JSONL or .spacy")
+    cb.add_argument("--limit", type=int, default=None, help="use at most this many examples")
+    cb.add_argument(
+        "--criterion",
+        choices=("brier", "nll"),
+        default="brier",
+        help="what the temperature minimises (default: %(default)s; docs/training.md says why)",
+    )
+    cb.set_defaults(func=cmd_calibrate)
+
     ev = sub.add_parser(
         "evaluate",
         help="per-label precision/recall/F1 of a trained pipeline on labelled JSONL",
-        description="Print per-label precision, recall and F1, accuracy and macro-F1; the last "
-        "line is a JSON object with accuracy and macro_f1.",
+        description="Print per-label precision, recall and F1 (spaCy's Scorer.score_cats), "
+        "accuracy, macro-F1 and the expected calibration error; the last line is a JSON "
+        "object with accuracy, macro_f1, ece and n.",
     )
-    ev.add_argument("model_dir", help="a pipeline saved by stream-trf train")
-    ev.add_argument("file", help="JSONL with 'text' and 'label' (or 'cats')")
+    ev.add_argument("model_dir", help="a pipeline saved by stream-trf train or spacy train")
+    ev.add_argument("file", help="JSONL with 'text' and 'label' (or 'cats'), or a .spacy DocBin")
     ev.add_argument("--limit", type=int, default=None, help="evaluate at most this many examples")
     ev.set_defaults(func=cmd_evaluate)
 

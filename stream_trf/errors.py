@@ -28,7 +28,7 @@ class MissingTokenizer(StreamTrfError):
 
 
 class UnsupportedTokenizer(StreamTrfError):
-    """A tokenizer that cannot give character offsets (a slow, pure-Python tokenizer)."""
+    """A tokenizer that cannot be built here (a slow tokenizer whose own dependency is missing)."""
 
 
 class UnsupportedModel(StreamTrfError):

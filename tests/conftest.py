@@ -6,6 +6,9 @@ Families:
   roberta  byte-level BPE, <s> … </s>                  class token first
   xlnet    SentencePiece-style Unigram, … <sep> <cls>  class token LAST
   gpt2     byte-level BPE, no boundary tokens at all
+  xlm      XLM's own slow (Python) tokenizer: Moses, lowercased, accents stripped, BPE with
+           </w> word ends, <s> … </s>; no character offsets (aligned by strings). Built by
+           ``tiny_models`` but not one of FAMILIES: tests name it where they mean it.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ def _train_and_save(family: str, out: Path) -> Path:
         RobertaConfig,
         RobertaModel,
         RobertaTokenizer,
+        XLMConfig,
+        XLMModel,
+        XLMTokenizer,
         XLNetConfig,
         XLNetModel,
         XLNetTokenizer,
@@ -177,6 +183,37 @@ def _train_and_save(family: str, out: Path) -> Path:
             pad_token_id=tok.token_to_id("<pad>"),
         )
         model = XLNetModel(config)
+    elif family == "xlm":
+        # XLM's format: vocab.json + merges.txt of a BPE over lowercased, accent-stripped words
+        # whose last symbol carries "</w>"; its specials first, in XLM's order.
+        specials = ["<s>", "</s>", "<pad>", "<unk>"] + [f"<special{i}>" for i in range(10)]
+        tok = Tokenizer(models.BPE(unk_token="<unk>", end_of_word_suffix="</w>"))
+        tok.normalizer = normalizers.Sequence(
+            [normalizers.NFD(), normalizers.StripAccents(), normalizers.Lowercase()]
+        )
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        tok.train_from_iterator(
+            CORPUS,
+            trainers.BpeTrainer(vocab_size=400, special_tokens=specials, end_of_word_suffix="</w>"),
+        )
+        files = out / "xlm-files"
+        files.mkdir(exist_ok=True)
+        tok.model.save(str(files))
+        hf = XLMTokenizer(
+            vocab_file=str(files / "vocab.json"),
+            merges_file=str(files / "merges.txt"),
+            model_max_length=TINY_MAX_LENGTH,
+        )
+        config = XLMConfig(
+            vocab_size=tok.get_vocab_size(),
+            emb_dim=32,
+            n_layers=2,
+            n_heads=2,
+            max_position_embeddings=TINY_MAX_LENGTH,
+            n_langs=2,
+            use_lang_emb=True,
+        )
+        model = XLMModel(config)
     else:  # pragma: no cover
         raise ValueError(family)
     path = out / family
@@ -191,7 +228,7 @@ FAMILIES = ["bert", "roberta", "xlnet", "gpt2"]
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-models")
-    return {family: _train_and_save(family, root) for family in FAMILIES}
+    return {family: _train_and_save(family, root) for family in [*FAMILIES, "xlm"]}
 
 
 @pytest.fixture(scope="session", params=FAMILIES)

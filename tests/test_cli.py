@@ -55,3 +55,5 @@ def test_help_explains_every_command(capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "encode" in out and "info" in out
+    for command in ("train", "init-config", "convert", "calibrate", "evaluate", "package"):
+        assert command in out

@@ -21,9 +21,13 @@ def _examples(nlp, exclusive: bool = True) -> list[Example]:
     return out
 
 
+# The head's own optimizer (its learning rate); the transformer steps with the one spaCy passes.
+HEAD_OPTIMIZER = {"@optimizers": "Adam.v1", "learn_rate": 1e-2, "use_averages": False}
+
+
 def _pipeline(model_dir: Path, **tok2vec_cfg):
     nlp = stream_trf.load(str(model_dir), **tok2vec_cfg)
-    nlp.add_pipe("trf_textcat", config={"exclusive_classes": True, "learn_rate": 1e-2})
+    nlp.add_pipe("trf_textcat", config={"exclusive_classes": True, "optimizer": HEAD_OPTIMIZER})
     return nlp
 
 

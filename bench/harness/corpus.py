@@ -64,3 +64,8 @@ def count_words(texts: list[str]) -> int:
     for doc in tokenizer.pipe(texts):
         total += sum(1 for t in doc if not (t.is_space or t.is_punct))
     return total
+
+
+def sections_dir() -> Path:
+    """The Debian-sections topic splits (``train.jsonl``, ``dev.jsonl``) beside the descriptions."""
+    return default_data_path().parent / "debian-sections"

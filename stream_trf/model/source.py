@@ -70,7 +70,9 @@ def resolve_model_dir(name: str) -> Path:
 
 
 def load_tokenizer(model_dir: Path) -> Any:
-    """The model's own fast tokenizer, with literal special-token strings in text kept as text."""
+    """The model's own tokenizer (the fast one where transformers has it; XLM's is slow and
+    is aligned by strings instead of offsets), with literal special-token strings in text kept
+    as text."""
     from transformers import AutoTokenizer
 
     if not any((model_dir / f).exists() for f in _TOKENIZER_FILES):
@@ -83,17 +85,16 @@ def load_tokenizer(model_dir: Path) -> Any:
         # split_special_tokens: a document that contains the text "[SEP]" must not inject a
         # real separator into the model's input.
         tok = AutoTokenizer.from_pretrained(str(model_dir), split_special_tokens=True, **_OFFLINE)
+    except ImportError as err:
+        raise UnsupportedTokenizer(
+            f"The tokenizer in {model_dir} needs a package that is not installed ({err}). "
+            "XLM's tokenizer needs sacremoses: pip install sacremoses"
+        ) from err
     except (ValueError, KeyError, OSError) as err:
         raise UnsupportedModel(
             f"transformers could not build a tokenizer from {model_dir}: {err}. Check that "
             "config.json names a model_type transformers knows, or that tokenizer.json exists."
         ) from err
-    if not getattr(tok, "is_fast", False):
-        raise UnsupportedTokenizer(
-            f"The tokenizer in {model_dir} ({type(tok).__name__}) is a slow tokenizer and cannot "
-            "report character offsets, which the alignment needs. Convert it once with "
-            "transformers (AutoTokenizer.from_pretrained(..., use_fast=True).save_pretrained(dir))."
-        )
     return tok
 
 

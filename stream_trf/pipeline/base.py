@@ -1,14 +1,17 @@
-"""What both transformer components share: batch-at-once processing and directory serialization.
+"""What both transformer components share: batch-at-once processing and serialization.
 
 Each component keeps its Hugging Face files (tokenizer or weights) in a subdirectory of its own
 folder in the saved pipeline, next to its settings (``cfg``), and loads them lazily: spaCy builds
 the component from its config first and then calls ``from_disk``, so loading a saved pipeline
-never touches the original model path.
+never touches the original model path. ``to_bytes`` packs the same files (msgpack: settings and
+each file's bytes); ``from_bytes`` unpacks them into a temporary directory that lives as long as
+the component, since transformers loads from files.
 """
 
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,25 @@ class BatchPipe(Pipe):
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
-        raise NotImplementedError(f"{self.name} serializes to a directory: use nlp.to_disk()")
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_hf(Path(tmp))
+            files = {
+                str(f.relative_to(tmp)): f.read_bytes()
+                for f in sorted(Path(tmp).rglob("*"))
+                if f.is_file()
+            }
+        return srsly.msgpack_dumps({"cfg": self.cfg, "files": files})
 
     def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> BatchPipe:
-        raise NotImplementedError(f"{self.name} serializes to a directory: use spacy.load(dir)")
+        msg = srsly.msgpack_loads(bytes_data)
+        self.cfg.update(msg["cfg"])
+        # Kept on the component: the loaded model and tokenizer may read their files again
+        # (saving, reloading with other settings).
+        self._unpacked = tempfile.TemporaryDirectory(prefix=f"stream-trf-{self.name}-")
+        root = Path(self._unpacked.name)
+        for name, data in msg["files"].items():
+            target = root / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        self.load(root)
+        return self

@@ -5,7 +5,7 @@ Each doc carries two objects: :class:`DocWordpieces` in ``doc._.trf_pieces`` (se
 ``trf_wordpiecer``) and :class:`TransformerOutputs` in ``doc._.trf_outputs`` (set by
 ``trf_tok2vec``); the other public attributes are views of them.
 
-spacy-transformers owns ``doc._.trf_pieces``: nothing here reads or writes it, so both libraries
+spacy-transformers owns ``doc._.trf_data``: nothing here reads or writes it, so both libraries
 run in one process in either order. Each attribute is registered on its own, and registering
 again is a no-op; a name that another library registered with its own getter is an
 :class:`~stream_trf.errors.ExtensionConflict`, never silently taken over.

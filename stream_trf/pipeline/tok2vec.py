@@ -22,6 +22,7 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
+from thinc.api import Model, Optimizer
 
 from .. import auto
 from ..errors import MissingWordpieces, StreamTrfError
@@ -38,8 +39,15 @@ from .extensions import (
     install_extensions,
     set_vector_hooks,
 )
+from .listener import TransformerListener
 from .prefetch import iter_ahead
-from .training import OptimizerSettings, PendingBackward, TorchOptimizer
+from .training import (
+    PendingBackward,
+    clip_grad_norm,
+    new_param_key,
+    step_torch_params,
+    swapped_params,
+)
 
 install_extensions()
 
@@ -83,13 +91,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "outputs": "rows",
     "prefetch": 1,
     "lanes": 0,
-    # Training through nlp.update (see pipeline/training.py)
+    # Training through spaCy (see pipeline/training.py)
     "grad_factor": 1.0,
-    "learn_rate": 5e-5,
-    "warmup_steps": 0,
-    "total_steps": 0,
-    "weight_decay": 0.01,
     "grad_clip": 1.0,
+    "optimizer": None,
 }
 
 
@@ -113,11 +118,8 @@ def make_tok2vec(
     prefetch: int,
     lanes: int,
     grad_factor: float,
-    learn_rate: float,
-    warmup_steps: int,
-    total_steps: int,
-    weight_decay: float,
     grad_clip: float,
+    optimizer: Optimizer | None,
 ) -> TransformerTok2Vec:
     """Run the transformer per sentence and set ``doc.tensor`` (one row per spaCy token).
 
@@ -150,8 +152,10 @@ def make_tok2vec(
         one lane per PyTorch thread on a CPU (each single-threaded), one on a GPU.
     grad_factor: scales the gradients listeners send back; 0 freezes the transformer (no
         transformer gradients are computed at all).
-    learn_rate / warmup_steps / total_steps / weight_decay / grad_clip: the transformer's own
-        AdamW, linear warm-up then linear decay to 0 at total_steps (0: constant), clipping.
+    grad_clip: the most the transformer's whole gradient's norm may be before a step (the
+        optimizer's own ``grad_clip`` clips each parameter array alone); 0 = no clipping.
+    optimizer: a Thinc optimizer of its own (a learning rate and schedule for the transformer
+        alone); null: the one spaCy passes (``[training.optimizer]``).
     """
     return TransformerTok2Vec(
         nlp.vocab,
@@ -173,11 +177,8 @@ def make_tok2vec(
         prefetch=prefetch,
         lanes=lanes,
         grad_factor=grad_factor,
-        learn_rate=learn_rate,
-        warmup_steps=warmup_steps,
-        total_steps=total_steps,
-        weight_decay=weight_decay,
         grad_clip=grad_clip,
+        optimizer=optimizer,
     )
 
 
@@ -192,9 +193,16 @@ class TransformerTok2Vec(BatchPipe):
         self.vocab = vocab
         self.name = name
         self._nlp = weakref.ref(nlp) if nlp is not None else None
-        self._optimizer: TorchOptimizer | None = None
+        # Not settings (cfg is saved as JSON): the optimizer of its own, if configured, and
+        # what training keeps between a batch's update and its step.
+        self.own_optimizer: Optimizer | None = cfg.pop("optimizer", None)
+        self._param_key = new_param_key()
         self._pending: PendingBackward | None = None
+        self._step_with: Optimizer | None = None
+        # Listener layers downstream, by component (filled by spaCy's _link_components).
+        self.listener_map: dict[str, list[Model]] = {}
         self.cfg: dict[str, Any] = {**DEFAULT_CONFIG, **cfg}
+        self.cfg.pop("optimizer", None)
         if int(self.cfg["words_per_batch"]) < 0:
             raise ValueError(
                 f"words_per_batch must be positive (or 0 = auto), got {self.cfg['words_per_batch']}"
@@ -553,40 +561,67 @@ class TransformerTok2Vec(BatchPipe):
 
     @property
     def model(self) -> Any:
-        """The torch module (spaCy only checks that a trainable component has one)."""
-        return self.runner.model
+        """The torch module once loaded, else None (spaCy checks that a trainable component
+        has one, and the check must not load it: a saved pipeline loads its own weights in
+        ``from_disk``, never the ones its config names)."""
+        return self._runner.model if self._runner is not None else None
 
     @property
     def frozen(self) -> bool:
         return float(self.cfg["grad_factor"]) == 0.0
 
-    def optimizer(self) -> TorchOptimizer:
-        if self._optimizer is None:
-            self._optimizer = TorchOptimizer(
-                list(self.runner.model.parameters()),
-                OptimizerSettings(
-                    learn_rate=float(self.cfg["learn_rate"]),
-                    warmup_steps=int(self.cfg["warmup_steps"]),
-                    total_steps=int(self.cfg["total_steps"]),
-                    weight_decay=float(self.cfg["weight_decay"]),
-                    grad_clip=float(self.cfg["grad_clip"]),
-                ),
-            )
-        return self._optimizer
+    # --- listeners (spaCy's ListenedToComponent, plus components with listens_to_trf) ---------
 
-    def listeners(self) -> list[Any]:
-        """Trainable components after this one that train on its rows."""
+    @property
+    def listeners(self) -> list[Model]:
+        """The ``stream_trf.TransformerListener.v1`` layers of the components downstream."""
+        return [layer for layers in self.listener_map.values() for layer in layers]
+
+    @property
+    def listening_components(self) -> list[str]:
+        return [pipe.name for pipe in self.listener_components()]
+
+    def add_listener(self, listener: Model, component_name: str) -> None:
+        found = self.listener_map.setdefault(component_name, [])
+        if listener not in found:
+            found.append(listener)
+        if isinstance(listener, TransformerListener):
+            listener.attach(self, component_name)
+
+    def remove_listener(self, listener: Model, component_name: str) -> bool:
+        found = self.listener_map.get(component_name, [])
+        if listener not in found:
+            return False
+        found.remove(listener)
+        if not found:
+            del self.listener_map[component_name]
+        return True
+
+    def find_listeners(self, component: Any) -> None:
+        """Register the listener layers in ``component``'s model that name this component (or
+        ``"*"``) upstream. spaCy calls it for every component after this one."""
+        model = getattr(component, "model", None)
+        if not isinstance(model, Model):
+            return
+        for node in model.walk():
+            if isinstance(node, TransformerListener) and node.upstream_name in ("*", self.name):
+                self.add_listener(node, component.name)
+
+    def listener_components(self) -> list[Any]:
+        """Trainable components after this one that train on its rows: those with
+        ``listens_to_trf = True`` (trf_textcat) and those whose model holds a listener layer."""
         nlp = self._nlp() if self._nlp is not None else None
         if nlp is None:
             return []
         names = [name for name, _ in nlp.pipeline]
         after = names[names.index(self.name) + 1 :] if self.name in names else []
-        return [
-            nlp.get_pipe(n)
-            for n in after
-            if getattr(nlp.get_pipe(n), "listens_to_trf", False)
-            and getattr(nlp.get_pipe(n), "is_trainable", False)
-        ]
+        out = []
+        for name in after:
+            pipe = nlp.get_pipe(name)
+            listens = getattr(pipe, "listens_to_trf", False) or name in self.listener_map
+            if listens and getattr(pipe, "is_trainable", False):
+                out.append(pipe)
+        return out
 
     def prepare(self, docs: list[Doc]) -> None:
         """Run the components before this one on docs that have not been through them (the
@@ -617,7 +652,8 @@ class TransformerTok2Vec(BatchPipe):
         docs = [eg.predicted for eg in examples]
         self.prepare(docs)
         self._pending = None  # a batch whose listeners never reported is dropped
-        listeners = self.listeners()
+        self._step_with = None
+        listeners = self.listener_components()
         if self.frozen or not listeners:
             self.finish(self.launch(docs, keep_rows=True))  # listeners read the rows
             return losses
@@ -632,7 +668,7 @@ class TransformerTok2Vec(BatchPipe):
             rows = self._forward_with_grad(docs)
         finally:
             runner.model.eval()
-        self._pending = PendingBackward(docs, rows, {p.name for p in listeners})
+        self._pending = PendingBackward(docs, rows, {p.name for p in listeners}, losses)
         return losses
 
     def _forward_with_grad(self, docs: list[Doc]) -> list[torch.Tensor]:
@@ -664,13 +700,21 @@ class TransformerTok2Vec(BatchPipe):
         return rows
 
     def receive_gradient(self, listener: str) -> None:
-        """A listener has added its gradient to the docs' buffers; once all have, backprop."""
+        """A listener has added its gradient to the docs' buffers; once all have, backprop
+        into the parameters' gradients (and step, when ``finish_update`` came first)."""
         pending = self._pending
         if pending is None or listener not in pending.waiting_for:
             return
         pending.received.add(listener)
         if pending.received < pending.waiting_for:
             return
+        self._backward(pending)
+        if self._step_with is not None:
+            sgd, self._step_with = self._step_with, None
+            self._step(sgd)
+
+    def _backward(self, pending: PendingBackward) -> None:
+        self._pending = None
         factor = float(self.cfg["grad_factor"])
         tensors, grads = [], []
         for doc, rows in zip(pending.docs, pending.rows):
@@ -681,13 +725,41 @@ class TransformerTok2Vec(BatchPipe):
                 continue
             tensors.append(rows)
             grads.append(torch.from_numpy(d * factor).to(rows.device, rows.dtype))
+            # The "loss" spaCy's own tok2vec reports: the squared size of what came back.
+            pending.losses[self.name] = pending.losses.get(self.name, 0.0) + float((d * d).sum())
         if tensors:
             torch.autograd.backward(tensors, grads)
-            self.optimizer().step()
-        self._pending = None
 
     def finish_update(self, sgd: Any = None) -> None:
-        """Nothing to do here: the step happens once the listeners' gradients are in."""
+        """Step with ``sgd`` (or the optimizer of its own). Called before the listeners have
+        reported (``nlp.update``), it keeps the optimizer and the step comes with the last
+        gradient; called after them (``spacy train``), it steps now."""
+        optimizer = self.own_optimizer or sgd
+        if optimizer is None or optimizer is False:
+            return
+        if self._pending is not None and not self._pending.received:
+            self._step_with = optimizer
+            return
+        if self._pending is not None:  # some listeners never reported (frozen, excluded)
+            self._backward(self._pending)
+        self._step(optimizer)
+
+    def _step(self, optimizer: Optimizer) -> None:
+        model = self.runner.model
+        clip_grad_norm(model.parameters(), float(self.cfg["grad_clip"]))
+        if step_torch_params(model.named_parameters(), optimizer, self._param_key) and (
+            optimizer is self.own_optimizer
+        ):
+            optimizer.step_schedules()
+
+    def use_params(self, params: dict[Any, Any]) -> Iterator[None]:
+        """The optimizer's averaged weights until resumed: a generator, as spaCy's
+        ``Language.use_params`` drives it (it evaluates and saves checkpoints so)."""
+        if self._runner is None:
+            yield
+            return
+        with swapped_params(self.runner.model.named_parameters(), params, self._param_key):
+            yield
 
     # --- serialization -------------------------------------------------------------------
 

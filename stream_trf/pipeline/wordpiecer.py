@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import srsly
 from spacy.attrs import IDX, IS_SPACE, LENGTH, ORTH, SENT_START, SPACY
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -65,7 +66,7 @@ class TransformerWordpiecer(BatchPipe):
     def load(self, model_dir: Path) -> None:
         self._tokenizer = load_tokenizer(Path(model_dir))
         self._model_dir = Path(model_dir)
-        self._class_token = class_token_position(self._tokenizer)
+        self._class_token = class_token_position(self._tokenizer, _summary_type(Path(model_dir)))
         unk = getattr(self._tokenizer, "unk_token_id", None)
         self._unk_id = unk if isinstance(unk, int) else None
 
@@ -160,6 +161,15 @@ class TransformerWordpiecer(BatchPipe):
         tokenizer.save_pretrained(str(hf_dir))
         # The model's config names its family; the tokenizer directory stays self-describing.
         shutil.copy(self._model_dir / "config.json", hf_dir / "config.json")
+
+
+def _summary_type(model_dir: Path) -> str | None:
+    """The model config's ``summary_type`` (how its classification head reads a sentence)."""
+    config = model_dir / "config.json"
+    if not config.exists():
+        return None
+    value = srsly.read_json(config).get("summary_type")
+    return value if isinstance(value, str) else None
 
 
 def _starts(counts: np.ndarray) -> np.ndarray:

@@ -2,9 +2,13 @@
 
 Nothing here knows model names. The tokenizer's post-processor puts the boundary tokens where
 its family expects them (BERT ``[CLS] … [SEP]``, RoBERTa ``<s> … </s>``, XLNet ``… <sep> <cls>``,
-GPT-2 none at all); we read them back from the special-tokens mask and remember, per sentence,
-how many sit before and after the content, so that long sentences can be cut into windows that
-each carry the same boundary tokens.
+XLM ``<s> … </s>``, GPT-2 none at all); we read them back from the special-tokens mask and
+remember, per sentence, how many sit before and after the content, so that long sentences can be
+cut into windows that each carry the same boundary tokens.
+
+Character offsets come from the tokenizer where it gives them (every fast tokenizer). A slow,
+pure-Python tokenizer (XLM's: Moses, lowercasing, accents stripped, ``</w>`` word ends) gives
+none, so its pieces are aligned to the text by their strings (``spacy-alignments``).
 """
 
 from __future__ import annotations
@@ -106,6 +110,10 @@ def tokenize_sentences(
         offset_lists = [e.offsets for e in encodings]
         string_lists = [e.tokens for e in encodings]
         type_lists = [e.type_ids for e in encodings] if with_types else []
+    elif not getattr(tokenizer, "is_fast", True):
+        id_lists, special_lists, offset_lists, string_lists, type_lists = _encode_by_strings(
+            tokenizer, texts, with_types
+        )
     else:
         enc = tokenizer(
             list(texts),
@@ -205,12 +213,17 @@ def _injectable_ids(tokenizer: Any) -> IntArray:
     return np.array(sorted(ids), dtype=np.int64)
 
 
-def class_token_position(tokenizer: Any) -> int | None:
-    """Where the model's class token sits in a sentence: ``0`` first (BERT, RoBERTa),
+def class_token_position(tokenizer: Any, summary_type: str | None = None) -> int | None:
+    """Where the model's class token sits in a sentence: ``0`` first (BERT, RoBERTa, XLM),
     ``-1`` last (XLNet), ``None`` when the tokenizer adds no boundary tokens (GPT-2).
 
-    Probed from the tokenizer itself on a short text.
+    The model's own config says so where it has a ``summary_type`` of ``"first"`` or
+    ``"last"`` (how its sequence-classification head reads a sentence: XLM's tokenizer names
+    the final ``</s>`` its cls_token, yet XLM classifies from the first row); otherwise it is
+    probed from the tokenizer on a short text.
     """
+    if summary_type in ("first", "last"):
+        return 0 if summary_type == "first" else -1
     enc = tokenizer("a", add_special_tokens=True, return_special_tokens_mask=True)
     ids = list(enc["input_ids"])
     special = list(enc["special_tokens_mask"])
@@ -225,3 +238,90 @@ def class_token_position(tokenizer: Any) -> int | None:
         return None
     pos = positions[0] if positions[0] < first_content else positions[-1]
     return pos if pos < first_content else pos - n
+
+
+# Markers tokenizers add to a piece's string that are not characters of the text: XLM's and
+# FlauBERT's word ends, subword-nmt continuations, WordPiece continuations, SentencePiece spaces.
+_PIECE_MARKERS = ("</w>", "@@")
+_PIECE_PREFIXES = ("##", "\u2581")
+
+
+def piece_text(piece: str) -> str:
+    """What of the text a piece's string stands for, its markers removed."""
+    for marker in _PIECE_MARKERS:
+        if piece.endswith(marker):
+            piece = piece[: -len(marker)]
+    for prefix in _PIECE_PREFIXES:
+        if piece.startswith(prefix):
+            piece = piece[len(prefix) :]
+    return piece
+
+
+def string_offsets(pieces: Sequence[str], text: str) -> list[tuple[int, int]]:
+    """Character spans of ``pieces`` in ``text``, from their strings alone.
+
+    ``spacy_alignments`` aligns the pieces' characters to the text's after Unicode
+    normalization and case folding (so ``cafe`` finds ``Café``). A piece that matches nothing
+    (``<unk>``, a normalized quote) gets an empty span where the previous piece ended, which the
+    alignment sends to the nearest token (text/alignment.py)."""
+    import spacy_alignments
+
+    piece_to_chars, _ = spacy_alignments.get_alignments([piece_text(p) for p in pieces], list(text))
+    spans: list[tuple[int, int]] = []
+    end = 0
+    for chars in piece_to_chars:
+        if chars:
+            start, end = min(chars), max(chars) + 1
+            spans.append((start, end))
+        else:
+            spans.append((end, end))
+    return spans
+
+
+def _encode_by_strings(
+    tokenizer: Any, texts: Sequence[str], with_types: bool
+) -> tuple[
+    list[list[int]], list[list[int]], list[list[tuple[int, int]]], list[list[str]], list[list[int]]
+]:
+    """What a fast tokenizer's batch encoding gives, from a slow tokenizer: per text its ids,
+    special-tokens mask, character offsets (boundary tokens: (0, 0)), strings and type ids."""
+    id_lists, special_lists, offset_lists, string_lists, type_lists = [], [], [], [], []
+    for text in texts:
+        enc = tokenizer(
+            text,
+            add_special_tokens=True,
+            return_special_tokens_mask=True,
+            return_token_type_ids=with_types,
+            return_attention_mask=False,
+            truncation=False,
+            verbose=False,
+        )
+        ids, special = list(enc["input_ids"]), list(enc["special_tokens_mask"])
+        strings = tokenizer.convert_ids_to_tokens(ids)
+        content = [s for s, m in zip(strings, special) if not m]
+        # The pieces before the vocabulary lookup align better ('"</w>', not '<unk>').
+        pieces = tokenizer.tokenize(text)
+        spans = iter(string_offsets(pieces if len(pieces) == len(content) else content, text))
+        offsets = [(0, 0) if m else next(spans) for m in special]
+        id_lists.append(ids)
+        special_lists.append(special)
+        offset_lists.append(offsets)
+        string_lists.append(strings)
+        if with_types:
+            type_lists.append(list(enc["token_type_ids"]))
+    return id_lists, special_lists, offset_lists, string_lists, type_lists
+
+
+def content_offsets(tokenizer: Any, text: str) -> list[tuple[int, int]]:
+    """Character spans of ``text``'s wordpieces, boundary tokens left out: the tokenizer's own
+    offsets, or for a slow tokenizer the pieces aligned by their strings."""
+    if getattr(tokenizer, "is_fast", True):
+        enc = tokenizer(
+            text,
+            add_special_tokens=False,
+            return_offsets_mapping=True,
+            truncation=False,
+            verbose=False,  # no "longer than the maximum sequence length" warning: we only count
+        )
+        return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
+    return string_offsets(tokenizer.tokenize(text), text)

@@ -1,12 +1,18 @@
-"""Labelled JSONL: ``{"text": ..., "label": ...}`` or ``{"text": ..., "cats": {...}}``."""
+"""Labelled data: this project's JSONL (``{"text": ..., "label": ...}`` or
+``{"text": ..., "cats": {...}}``), and the same as spaCy's DocBin (``.spacy``), which
+``spacy train`` reads.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import StreamTrfError
+from ..text.wordpieces import content_offsets
 
 
 class BadTrainingData(StreamTrfError):
@@ -68,44 +74,63 @@ def truncate_to_wordpieces(text: str, tokenizer: object, max_wordpieces: int) ->
     """
     if max_wordpieces <= 0:
         return text
-    enc = tokenizer(  # type: ignore[operator]
-        text,
-        add_special_tokens=False,
-        return_offsets_mapping=True,
-        truncation=False,
-        verbose=False,  # no "longer than the maximum sequence length" warning: we only count
-    )
-    offsets = enc["offset_mapping"]
+    offsets = content_offsets(tokenizer, text)
     if len(offsets) <= max_wordpieces:
         return text
     # Cut where the first piece past the budget starts, then back off to a word boundary so that
     # no word is split in half.
     cut = offsets[max_wordpieces][0]
-    if cut > 0 and not text[cut - 1].isspace() and not text[cut].isspace():
+    if 0 < cut < len(text) and not text[cut - 1].isspace() and not text[cut].isspace():
         space = max(text.rfind(" ", 0, cut), text.rfind("\n", 0, cut))
         if space > 0:
             cut = space
     return text[:cut].rstrip()
 
 
-CLASS_WEIGHTINGS = ("none", "sqrt", "balanced")
-
-
 def class_weights(rows: list[Labelled], labels: list[str], scheme: str) -> dict[str, float]:
-    """Loss weights per label from the training set's label counts: "none" ({}), "sqrt"
-    (inverse square root of the count) or "balanced" (inverse count). Scaled so that the mean
-    weight over the training examples is 1, which keeps the loss's scale (and so the learning
-    rates) what it is without weights.
+    """The loss weights ``trf_textcat`` gives each label for these training rows (its
+    ``class_weighting`` setting, computed from the same counts at initialize)."""
+    from ..pipeline.textcat import weights_from_counts
 
-    With skewed counts (here 157 to 642 docs a label) an unweighted loss pulls doubtful
-    documents towards the big labels, which costs the small labels' recall and so macro-F1.
-    """
-    if scheme not in CLASS_WEIGHTINGS:
-        raise ValueError(f"class weighting must be one of {CLASS_WEIGHTINGS}, got {scheme!r}")
-    if scheme == "none":
-        return {}
     counts = {label: sum(1 for r in rows if r.cats.get(label, 0.0) > 0.5) for label in labels}
-    power = 0.5 if scheme == "sqrt" else 1.0
-    raw = {label: (1.0 / max(c, 1)) ** power for label, c in counts.items()}
-    mean = sum(raw[label] * counts[label] for label in labels) / max(sum(counts.values()), 1)
-    return {label: raw[label] / mean for label in labels}
+    return weights_from_counts(counts, scheme)
+
+
+def full_cats(row: Labelled, labels: Sequence[str]) -> dict[str, float]:
+    """Every label's value for one row (0 where the row does not name it), as spaCy's text
+    classifiers and its scorer expect."""
+    return {label: float(row.cats.get(label, 0.0)) for label in labels}
+
+
+def to_docbin(rows: Sequence[Labelled], labels: Sequence[str], lang: str = "en") -> Any:
+    """The rows as a spaCy DocBin: each text tokenized by a blank ``lang`` pipeline, with
+    ``doc.cats`` over all ``labels``."""
+    import spacy
+    from spacy.tokens import DocBin
+
+    nlp = spacy.blank(lang)
+    docbin = DocBin(store_user_data=False)
+    for row, doc in zip(rows, nlp.pipe(r.text for r in rows)):
+        doc.cats = full_cats(row, labels)
+        docbin.add(doc)
+    return docbin
+
+
+def read_examples(path: str | Path, nlp: Any, limit: int | None = None) -> list[Any]:
+    """Labelled examples from JSONL or a ``.spacy`` DocBin, each a spaCy Example whose
+    predicted doc is ``nlp.make_doc`` of the text and whose reference carries every label's
+    value."""
+    from spacy.tokens import DocBin
+    from spacy.training import Example
+
+    path = Path(path)
+    if path.suffix == ".spacy":
+        refs = list(DocBin().from_disk(path).get_docs(nlp.vocab))[:limit]
+        if not refs:
+            raise BadTrainingData(f"{path} holds no examples")
+        return [Example(nlp.make_doc(ref.text), ref) for ref in refs]
+    rows = read_labelled(path, limit)
+    labels = label_set(rows)
+    if "trf_textcat" in nlp.pipe_names:
+        labels = sorted(set(labels) | set(nlp.get_pipe("trf_textcat").labels))
+    return [Example.from_dict(nlp.make_doc(r.text), {"cats": full_cats(r, labels)}) for r in rows]

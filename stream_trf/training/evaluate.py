@@ -1,39 +1,57 @@
-"""Accuracy, per-label precision/recall/F1 and macro-F1 of a classifier pipeline."""
+"""How good a classifier is: spaCy's own text-classification figures (``Scorer.score_cats``, the
+same definition ``spacy train`` and ``spacy evaluate`` select and report with), plus accuracy
+and the expected calibration error of its probabilities."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .data import Labelled
+import numpy as np
+from spacy.scorer import Scorer
+
+from .calibrate import expected_calibration_error
 
 
-def evaluate(nlp: Any, rows: list[Labelled], batch_size: int = 64) -> dict[str, Any]:
-    labels = sorted({k for r in rows for k in r.cats} | set(nlp.get_pipe("trf_textcat").labels))
-    gold = [r.label for r in rows]
-    pred = [
-        max(d.cats, key=d.cats.__getitem__)
-        for d in nlp.pipe([r.text for r in rows], batch_size=batch_size)
-    ]
-    return scores(gold, pred, labels)
+def score(examples: Sequence[Any], labels: Sequence[str], exclusive: bool) -> dict[str, Any]:
+    """Figures for examples whose predicted docs carry ``cats``.
 
-
-def scores(gold: list[str], pred: list[str], labels: list[str]) -> dict[str, Any]:
-    per_label: dict[str, dict[str, float]] = {}
-    for label in labels:
-        tp = sum(1 for g, p in zip(gold, pred) if g == label and p == label)
-        fp = sum(1 for g, p in zip(gold, pred) if g != label and p == label)
-        fn = sum(1 for g, p in zip(gold, pred) if g == label and p != label)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": tp + fn}
-    present = [lab for lab in labels if per_label[lab]["support"] > 0]
+    accuracy: for exclusive classes spaCy's micro-F1, which is the share of docs whose top label
+    is right (each doc adds one true positive, or one false positive and one false negative);
+    None for multi-label. macro_f1: the mean of the labels' F1 (spaCy's ``cats_macro_f``)."""
+    labels = list(labels)
+    cats = Scorer.score_cats(examples, "cats", labels=labels, multi_label=not exclusive)
+    gold = np.array([[float(eg.reference.cats.get(k, 0.0)) for k in labels] for eg in examples])
+    probs = np.array([[float(eg.predicted.cats.get(k, 0.0)) for k in labels] for eg in examples])
+    per_type = cats["cats_f_per_type"]
+    support = (gold > 0.5).sum(axis=0) if len(gold) else np.zeros(len(labels))
     return {
-        "accuracy": sum(1 for g, p in zip(gold, pred) if g == p) / max(len(gold), 1),
-        "macro_f1": sum(per_label[lab]["f1"] for lab in present) / max(len(present), 1),
-        "n": len(gold),
-        "per_label": per_label,
+        "accuracy": cats["cats_micro_f"] if exclusive else None,
+        "macro_f1": cats["cats_macro_f"],
+        "micro_f1": cats["cats_micro_f"],
+        "macro_auc": cats["cats_macro_auc"],
+        "ece": expected_calibration_error(probs, gold, exclusive) if len(gold) else 0.0,
+        "n": len(examples),
+        "per_label": {
+            label: {
+                "precision": per_type[label]["p"],
+                "recall": per_type[label]["r"],
+                "f1": per_type[label]["f"],
+                "support": int(support[i]),
+            }
+            for i, label in enumerate(labels)
+        },
     }
+
+
+def evaluate(nlp: Any, examples: Sequence[Any], batch_size: int = 64) -> dict[str, Any]:
+    """Run ``nlp`` on the examples' texts and score its ``trf_textcat``."""
+    textcat = nlp.get_pipe("trf_textcat")
+    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size)
+    for eg, doc in zip(examples, docs):
+        eg.predicted = doc
+    labels = sorted(set(textcat.labels) | {k for eg in examples for k in eg.reference.cats})
+    return score(examples, labels, textcat.exclusive)
 
 
 def format_table(result: dict[str, Any]) -> str:
@@ -43,6 +61,8 @@ def format_table(result: dict[str, Any]) -> str:
             f"{label:<16}{s['precision']:>10.3f}{s['recall']:>10.3f}{s['f1']:>10.3f}"
             f"{s['support']:>10d}"
         )
-    lines.append(f"{'accuracy':<16}{result['accuracy']:>30.3f}{result['n']:>10d}")
+    if result["accuracy"] is not None:
+        lines.append(f"{'accuracy':<16}{result['accuracy']:>30.3f}{result['n']:>10d}")
     lines.append(f"{'macro F1':<16}{result['macro_f1']:>30.3f}")
+    lines.append(f"{'ECE':<16}{result['ece']:>30.3f}")
     return "\n".join(lines)

@@ -20,11 +20,6 @@ README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 README_MAX_LINES = 250
 
-# Pages other branches of the same change write (issue 28b generates configuration.md from the
-# settings; issue 31 writes training.md). Links to them may dangle only while they do not exist;
-# once a page exists it is checked like any other. Empty this at the merge.
-PENDING = {DOCS / "training.md"}  # issue 31 writes it
-
 LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 FENCE = re.compile(r"^\s*(```|~~~)")
 INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
@@ -142,7 +137,7 @@ def doc_pages() -> list[Path]:
 def test_every_relative_link_resolves() -> None:
     problems = []
     for path in [README, *doc_pages()]:
-        problems.extend(broken_links(path, PENDING))
+        problems.extend(broken_links(path))
     assert not problems, "broken links:\n" + "\n".join(problems)
 
 
@@ -170,13 +165,6 @@ def test_readme_names_no_commit() -> None:
     text = README.read_text(encoding="utf-8")
     hashes = FULL_HASH.findall(text) + SHORT_HASH.findall(text)
     assert not hashes, f"commit hashes in README.md (history belongs in the CHANGELOG): {hashes}"
-
-
-def test_pending_pages_are_linked_from_the_index() -> None:
-    """A page another branch writes is still reachable once it lands: docs/index.md links it."""
-    index = (DOCS / "index.md").resolve()
-    targets = {resolve(index, t)[0] for _, t in links(index)}
-    assert targets >= PENDING
 
 
 # --------------------------------------------------------------------------- the checker itself

@@ -270,7 +270,7 @@ def test_gradient_buffer_exists_only_in_training(tiny_models) -> None:
     nlp = stream_trf.load(str(tiny_models["bert"]))
     assert nlp(TEXTS[0])._.trf_d_last_hidden_state is None
     t2v = nlp.get_pipe("trf_tok2vec")
-    t2v.listeners = lambda: [SimpleNamespace(name="head")]  # type: ignore[method-assign]
+    t2v.listener_components = lambda: [SimpleNamespace(name="head")]  # type: ignore[method-assign]
     examples = [Example(nlp.make_doc(t), nlp.make_doc(t)) for t in TEXTS[:3]]
     t2v.update(examples)
     for eg in examples:

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+import spacy
+from spacy.training import Example
 
 from stream_trf.cli import main
 from stream_trf.training.data import BadTrainingData, read_labelled
-from stream_trf.training.evaluate import scores
+from stream_trf.training.evaluate import score
 
 POS = [
     "The quick brown fox jumps.",
@@ -112,14 +114,28 @@ def test_frozen_head_only_training(tiny_models, data, tmp_path: Path) -> None:
     assert summary["log"][-1]["loss"] < summary["log"][0]["loss"]
 
 
+def _scored(gold: list[str], pred: list[str], labels: list[str]) -> dict:
+    """Examples whose predicted cats put 0.9 on ``pred`` and 0.1 / (n-1) elsewhere."""
+    nlp = spacy.blank("en")
+    examples = []
+    for g, p in zip(gold, pred):
+        eg = Example.from_dict(nlp.make_doc("x"), {"cats": {k: float(k == g) for k in labels}})
+        eg.predicted.cats = {k: 0.9 if k == p else 0.1 / (len(labels) - 1) for k in labels}
+        examples.append(eg)
+    return score(examples, labels, exclusive=True)
+
+
 def test_scores_against_a_hand_count() -> None:
-    result = scores(["a", "a", "b", "b", "c"], ["a", "b", "b", "b", "a"], ["a", "b", "c"])
+    result = _scored(["a", "a", "b", "b", "c"], ["a", "b", "b", "b", "a"], ["a", "b", "c"])
     assert result["accuracy"] == pytest.approx(3 / 5)
     assert result["per_label"]["a"]["precision"] == pytest.approx(1 / 2)
     assert result["per_label"]["b"]["recall"] == pytest.approx(1.0)
     assert result["per_label"]["b"]["precision"] == pytest.approx(2 / 3)
+    assert result["per_label"]["a"]["support"] == 2 and result["per_label"]["c"]["support"] == 1
     f1_a, f1_b, f1_c = 0.5, 0.8, 0.0
     assert result["macro_f1"] == pytest.approx((f1_a + f1_b + f1_c) / 3)
+    # every doc's confidence is 0.9 and 3 of 5 are right: one bin, |0.6 - 0.9|
+    assert result["ece"] == pytest.approx(0.3)
 
 
 def test_bad_training_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -165,3 +181,20 @@ def test_class_weights_follow_the_counts_and_keep_the_mean_at_one() -> None:
     assert 90 * balanced["big"] == pytest.approx(10 * balanced["small"])  # equal total weight
     with pytest.raises(ValueError, match="one of"):
         class_weights(rows, labels, "inverse")
+
+
+def test_convert_writes_every_label_of_every_doc(tmp_path: Path) -> None:
+    """JSONL with `label` or `cats` → a DocBin whose docs carry every label (0 where a row
+    names none), as spaCy's text classifiers and scorer expect."""
+    from spacy.tokens import DocBin
+
+    rows = [
+        {"text": "A first text.", "cats": {"a": 1.0, "b": 1.0}},
+        {"text": "A second one!", "cats": {"c": 1.0}},
+    ]
+    path = _write(tmp_path / "multi.jsonl", rows)
+    assert main(["convert", str(path), str(tmp_path / "multi.spacy"), "--labels", "d"]) == 0
+    docs = list(DocBin().from_disk(tmp_path / "multi.spacy").get_docs(spacy.blank("en").vocab))
+    assert [d.text for d in docs] == ["A first text.", "A second one!"]
+    assert docs[0].cats == {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+    assert docs[1].cats == {"a": 0.0, "b": 0.0, "c": 1.0, "d": 0.0}
