@@ -116,7 +116,6 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     """Run one worker until SIGTERM/SIGINT. Returns the process exit code.
 
     ``on_ready`` is called once it has its partitions (default: say so on stderr)."""
-    import faust
 
     from .app import build_app
 
@@ -139,6 +138,14 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     app = build_app(settings, processor)
     freeze_survivors("model loaded")
     ready = on_ready or (lambda: say_ready(f"group {settings.topics.group_id}"))
+    worker = faust_worker(app, settings.operations.log_level, ready)
+    worker.execute_from_commandline()
+    return 0
+
+
+def faust_worker(app: Any, log_level: str, ready: Callable[[], None]) -> Any:
+    """faust's worker for ``app``, which calls ``ready`` once it has its partitions."""
+    import faust
 
     class Worker(faust.Worker):
         async def on_startup_finished(self) -> None:
@@ -150,6 +157,4 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
             root logger to DEBUG, so every debug line of aiokafka and faust (several per
             record) was built and then dropped."""
 
-    worker = Worker(app, loglevel=settings.operations.log_level, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
-    return 0
+    return Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
