@@ -52,6 +52,8 @@ class Output:
     # published (stream/publisher.py)
     raw: bytes | None = field(default=None, repr=False)
     reason: str | None = None  # a dead letter's kind (its error type)
+    # an enriched record as a dict, for the monitor (saves parsing ``value`` back)
+    record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def headers(self) -> Headers:
@@ -189,6 +191,7 @@ class BatchProcessor:
                         record.source,
                         record.id,
                         record.raw,
+                        record=enriched,
                     ),
                 )
             )
