@@ -35,7 +35,7 @@ from .model.source import DEFAULT_MODEL
 
 # What `stream-trf bench --systems` chooses from: bench.harness.throughput.SYSTEMS, written out
 # so that --help works where the harness is not (a test checks they agree).
-BENCH_SYSTEMS = ("ceiling", "library", "worker", "naive", "spacy-transformers")
+BENCH_SYSTEMS = ("ceiling", "library", "worker", "host", "naive", "spacy-transformers")
 
 # The settings a plain Kafka client (produce, consume) needs.
 CLIENT_SETTINGS = (

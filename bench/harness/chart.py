@@ -1,5 +1,5 @@
-"""The harness's chart: throughput against the ceiling, words/s, the sub-batch sweep and the
-worker's memory over a soak, in one PNG."""
+"""The harness's chart: throughput against the ceiling, words/s, the sub-batch sweep, the
+host-side CPU per document and the worker's memory over a soak, in one PNG."""
 
 from __future__ import annotations
 
@@ -15,12 +15,33 @@ def chart(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    systems = list(result["systems"].values())
+    keys = [k for k, s in result["systems"].items() if "floor" not in s]
+    systems = [result["systems"][k] for k in keys]
+    host = result["systems"].get("host")
     sweep = result.get("sweep") or []
     soak = (result["systems"].get("worker") or {}).get("soak") or {}
-    panels = 2 + bool(sweep) + bool(soak.get("rss_samples"))
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2))
-    ax = axes[0]
+    throughput = 2 if systems else 0
+    panels = throughput + bool(sweep) + bool(host) + bool(soak.get("rss_samples"))
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.2), squeeze=False)
+    axes = axes[0]
+    if throughput:
+        _throughput_panels(axes[0], axes[1], result, keys, systems)
+    if sweep:
+        _sweep_panel(axes[throughput], sweep)
+    if host:
+        _host_panel(axes[throughput + bool(sweep)], host)
+    if soak.get("rss_samples"):
+        _soak_panel(axes[-1], soak)
+    fig.suptitle(f"{result['model']} · {result['docs']} docs · {result['machine']['device']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _throughput_panels(
+    ax: Any, words_ax: Any, result: dict[str, Any], keys: list[str], systems: list[dict[str, Any]]
+) -> None:
+    """Wordpieces/s of each system against the ceiling, and words/s with padding efficiency."""
     names = [s["name"] for s in systems]
     wps = [s.get("wordpieces_per_s", 0) for s in systems]
     colors = ["#888888" if "ceiling" in n else "#1f77b4" for n in names]
@@ -36,13 +57,13 @@ def chart(result: dict[str, Any], path: Path) -> None:
             ax.axvspan(min(runs), max(runs), color="k", alpha=0.08, lw=0)
         # Each system over the ceiling it is divided by in the ratios (the runs around it).
         baselines = result.get("ceiling_baselines", {})
-        for i, (key, v) in enumerate(zip(result["systems"], wps)):
+        for i, (key, v) in enumerate(zip(keys, wps)):
             base = baselines.get(key, ceiling["wordpieces_per_s"])
             ax.text(v, i, f" {v / base:.2f}×", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("wordpieces/s (boundary tokens count)")
     ax.set_title("throughput vs the packed ceiling (band: its runs)")
-    ax = axes[1]
+    ax = words_ax
     words = [s.get("words_per_s", 0) for s in systems]
     ax.barh(names, words, color=colors)
     for i, v in enumerate(words):
@@ -53,8 +74,11 @@ def chart(result: dict[str, Any], path: Path) -> None:
     ax.set_yticklabels([])
     ax.set_xlabel("words/s")
     ax.set_title("words/s (same texts, same word count)")
+
+
+def _sweep_panel(ax: Any, sweep: list[dict[str, Any]]) -> None:
+    """The library's throughput and padding over its sub-batch sizes."""
     if sweep:
-        ax = axes[2]
         xs = [p["words_per_batch"] for p in sweep]
         ax.plot(xs, [p["wordpieces_per_s"] for p in sweep], "o-", label="library wp/s")
         ax2 = ax.twinx()
@@ -65,12 +89,29 @@ def chart(result: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("words_per_batch (padded wordpieces per sub-batch)")
         ax.set_ylabel("wordpieces/s")
         ax.set_title("sub-batch shape sweep")
-    if soak.get("rss_samples"):
-        _soak_panel(axes[-1], soak)
-    fig.suptitle(f"{result['model']} · {result['docs']} docs · {result['machine']['device']}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+
+
+def _host_panel(ax: Any, host: dict[str, Any]) -> None:
+    """CPU per document on the near-zero model: the floor by part, the processor alone and the
+    worker end to end, with the target (1.5 × the floor)."""
+    floor = host["floor"]
+    parts = floor["parts_cpu_ms_per_doc"]
+    left = 0.0
+    for (name, ms), color in zip(parts.items(), ("#bbbbbb", "#999999", "#777777")):
+        ax.barh("floor", ms, left=left, color=color, label=name.replace("_", " "))
+        left += ms
+    bars = [("processor alone", host["processor"]["cpu_ms_per_doc"], "#2ca02c")]
+    if host["worker"].get("cpu_ms_per_doc"):
+        bars.append(("worker", host["worker"]["cpu_ms_per_doc"], "#1f77b4"))
+    for name, ms, color in bars:
+        ax.barh(name, ms, color=color)
+        ax.text(ms, name, f" {ms / floor['cpu_ms_per_doc']:.2f}× floor", va="center", fontsize=8)
+    ax.axvline(1.5 * floor["cpu_ms_per_doc"], color="k", ls="--", lw=1, label="target: 1.5× floor")
+    ax.set_xlim(0, 1.4 * max([left, 1.5 * floor["cpu_ms_per_doc"]] + [ms for _, ms, _ in bars]))
+    ax.invert_yaxis()
+    ax.set_xlabel("CPU ms per document")
+    ax.set_title("host-side cost, near-zero model")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
 
 def _soak_panel(ax: Any, soak: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .machine import peak_rss_mb
 
-KINDS = ("ceiling", "library", "naive", "fidelity")
+KINDS = ("ceiling", "library", "naive", "fidelity", "floor", "processor")
 # The folder that holds the ``bench`` package: the child imports it from there, wherever it runs.
 SOURCE_ROOT = Path(__file__).resolve().parents[2]
 
@@ -84,6 +84,14 @@ def main(argv: list[str] | None = None) -> None:
         from .library import run_library
 
         result = run_library(texts, model=args.model, **options)
+    elif args.kind == "floor":
+        from .host import floor
+
+        result = floor(texts, args.model, **options)
+    elif args.kind == "processor":
+        from .host import processor
+
+        result = processor(texts, args.model, **options)
     else:
         from stream_trf.model.source import resolve_model_dir
 

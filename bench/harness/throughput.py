@@ -22,7 +22,10 @@ from .report import summarize, table
 
 # What `stream-trf bench --systems` chooses from, in the order they run (the CLI's default lists
 # them without importing this package: tests/bench/test_throughput.py checks they agree).
-SYSTEMS = ("ceiling", "library", "worker", "naive", "spacy-transformers")
+SYSTEMS = ("ceiling", "library", "worker", "host", "naive", "spacy-transformers")
+# Documents the host-side system's worker and processor warm up on (others than the timed
+# ones): past the worker's vocabulary warm-up (1,000,000 characters, ~2,200 descriptions).
+HOST_WARMUP_DOCS = 3000
 # Systems divided by the ceiling: it is measured again right after each of them.
 RECHECKED = ("library", "worker")
 
@@ -144,6 +147,11 @@ def run_bench(
                 out["spacy-transformers"] = spacy_transformers_peer(
                     texts, resolve_model_dir(model), progress=progress
                 )
+            elif step == "host":
+                from .host import run_host
+
+                warmup = read_texts(data, len(texts) + HOST_WARMUP_DOCS)[len(texts) :]
+                out["host"] = run_host(texts, warmup, log_dir=work_dir)
             elif step == "worker":
                 from .worker import run_worker
 

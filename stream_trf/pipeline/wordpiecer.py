@@ -84,41 +84,31 @@ class TransformerWordpiecer(BatchPipe):
         then each doc takes its block. Per-doc array calls were a third of this component's
         time, and it runs beside the model."""
         tokenizer = self.tokenizer
-        texts: list[str] = []
-        offsets: list[int] = []
-        per_doc: list[list[tuple[int, int, int, int]]] = []
-        doc_texts: list[str] = []
-        token_arrays = []
-        char_start = 0
-        for doc in docs:
-            sents = _encodable_sentences(doc, self.name)
-            per_doc.append(sents)
-            text = doc_text(doc)
-            doc_texts.append(text)
-            token_arrays.append(doc.to_array([IDX, LENGTH, IS_SPACE]).reshape(len(doc), 3))
-            for _first, _last, start_char, end_char in sents:
-                texts.append(text[start_char:end_char])
-                offsets.append(char_start + start_char)
-            char_start += len(text)
-        batch = tokenize_sentences(tokenizer, texts, offsets)
-
         n_docs = len(docs)
-        n_tok = np.fromiter(map(len, token_arrays), dtype=np.int64, count=n_docs)
-        n_sent = np.fromiter(map(len, per_doc), dtype=np.int64, count=n_docs)
+        arrays = [_token_array(doc, self.name) for doc in docs]
+        doc_texts = [_text(doc, arr) for doc, arr in zip(docs, arrays)]
+        n_tok = np.fromiter(map(len, arrays), dtype=np.int64, count=n_docs)
         tok_starts = _starts(n_tok)
-        sent_starts = _starts(n_sent)
         char_starts = _starts(np.fromiter(map(len, doc_texts), dtype=np.int64, count=n_docs))
         tokens = (
-            np.concatenate(token_arrays).astype(np.int64)
+            np.concatenate(arrays)[:, :_ORTH].astype(np.int64)
             if n_docs
-            else np.zeros((0, 3), dtype=np.int64)
+            else np.zeros((0, _ORTH), dtype=np.int64)
         )
-        sent_arr = np.array([s for sents in per_doc for s in sents], dtype=np.int64).reshape(-1, 4)
-        sent_tokens = sent_arr[:, :2] + np.repeat(tok_starts[:-1], n_sent)[:, None]
+        sentences = encodable_sentences(tokens, tok_starts)  # (n_sent, 5): doc, first, last, chars
+        n_sent = np.bincount(sentences[:, 0], minlength=n_docs)
+        sent_starts = _starts(n_sent)
+        whole = "".join(doc_texts)
+        global_chars = sentences[:, 3:5] + char_starts[sentences[:, 0], None]
+        texts = [whole[a:b] for a, b in global_chars.tolist()]
+        batch = tokenize_sentences(tokenizer, texts, global_chars[:, 0].tolist())
+        sent_tokens = sentences[:, 1:3]  # batch-wide token indices
+        sent_chars = sentences[:, 3:5]  # doc-relative character spans
+        tokens = tokens[:, [_IDX, _LENGTH, _IS_SPACE]]
         lengths = np.diff(batch.bounds)
         is_boundary = batch.starts < 0
         piece_to_tokens = align_pieces(
-            "".join(doc_texts),
+            whole,
             tokens[:, 0] + np.repeat(char_starts[:-1], n_tok),
             tokens[:, 1],
             tokens[:, 2].astype(bool),
@@ -146,7 +136,7 @@ class TransformerWordpiecer(BatchPipe):
                 sentence_starts=batch.bounds[s0 : s1 + 1] - p0,
                 sentence_prefix=batch.n_prefix[s0:s1].copy(),
                 sentence_suffix=batch.n_suffix[s0:s1].copy(),
-                sentence_chars=sent_arr[s0:s1, 2:4].copy(),
+                sentence_chars=sent_chars[s0:s1].copy(),
                 alignment=alignment.block(t0, t1, p0),
                 rebuild=rebuild.block(t0, t1, p0, p1),
                 class_token=self._class_token,
@@ -179,41 +169,60 @@ def _starts(counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def doc_text(doc: Doc) -> str:
-    """``doc.text``, without building a Token object per token as spaCy's property does (that
-    was a third of this component's time): each token's string, and a space where it has one."""
-    strings = doc.vocab.strings
-    arr = doc.to_array([ORTH, SPACY]).tolist()
-    return "".join([strings[orth] + " " if space else strings[orth] for orth, space in arr])
+# The columns of a doc's token array (one ``to_array`` call per doc).
+_ATTRS = [SENT_START, IS_SPACE, IDX, LENGTH, ORTH, SPACY]
+_SENT_START, _IS_SPACE, _IDX, _LENGTH, _ORTH, _SPACY = range(len(_ATTRS))  # ORTH, SPACY last
+_COLUMNS = len(_ATTRS)
 
 
-def _encodable_sentences(doc: Doc, component: str) -> list[tuple[int, int, int, int]]:
-    """Per sentence with at least one non-whitespace token: (first, last) non-whitespace token
-    and the character span between them. Whitespace-only sentences are not encoded."""
-    if len(doc) == 0:
-        return []
-    if not doc.has_annotation("SENT_START"):
+def _token_array(doc: Doc, component: str) -> np.ndarray:
+    """Everything this component reads of a doc's tokens, in one ``to_array`` call."""
+    if len(doc) and not doc.has_annotation("SENT_START"):
         raise MissingSentenceBoundaries(
             f"{component} needs sentence boundaries, and this doc has none. Add a sentence "
             f"component before it: nlp.add_pipe('sentencizer', before='{component}') "
             "(or a parser / senter). stream_trf.load() does this for you."
         )
-    # One to_array call instead of Python-level iteration over doc.sents and its tokens.
-    arr = doc.to_array([SENT_START, IS_SPACE, IDX, LENGTH]).reshape(len(doc), 4)
-    is_space = arr[:, 1].astype(bool)
-    starts = np.flatnonzero(arr[:, 0] == 1)
-    if len(starts) == 0 or starts[0] != 0:
-        starts = np.concatenate([[0], starts])
-    ends = np.append(starts[1:], len(doc))
-    out = []
-    for start, end in zip(starts.tolist(), ends.tolist()):
-        solid = np.flatnonzero(~is_space[start:end])
-        if len(solid) == 0:
-            continue
-        first = start + int(solid[0])
-        last = start + int(solid[-1])
-        out.append((first, last, int(arr[first, 2]), int(arr[last, 2] + arr[last, 3])))
-    return out
+    return doc.to_array(_ATTRS).reshape(len(doc), _COLUMNS)  # uint64: ORTH is a hash
+
+
+def _text(doc: Doc, arr: np.ndarray) -> str:
+    """``doc.text`` from its token array: spaCy's property builds a Token object per token."""
+    strings = doc.vocab.strings
+    return "".join(
+        [strings[orth] + " " if space else strings[orth] for orth, space in arr[:, 4:6].tolist()]
+    )
+
+
+def doc_text(doc: Doc) -> str:
+    """``doc.text``, without building a Token object per token as spaCy's property does."""
+    return _text(doc, doc.to_array(_ATTRS).reshape(len(doc), _COLUMNS))
+
+
+def encodable_sentences(tokens: np.ndarray, doc_starts: np.ndarray) -> np.ndarray:
+    """The sentences of a batch of docs that hold a non-whitespace token, for the whole batch
+    at once: rows of (doc, first, last, start_char, end_char) — the first and last
+    non-whitespace token (batch-wide indices) and the doc-relative character span between them.
+    Whitespace-only sentences are not encoded. ``tokens`` are the docs' token arrays (the
+    ``_ATTRS`` columns before ORTH, as int64) end to end, ``doc_starts`` where each doc's
+    tokens start."""
+    n = len(tokens)
+    if n == 0:
+        return np.zeros((0, 5), dtype=np.int64)
+    is_start = tokens[:, _SENT_START] == 1
+    is_start[doc_starts[:-1][doc_starts[:-1] < n]] = True  # each doc starts a sentence
+    sentence = np.cumsum(is_start) - 1
+    solid = np.flatnonzero(tokens[:, _IS_SPACE] == 0)
+    if len(solid) == 0:
+        return np.zeros((0, 5), dtype=np.int64)
+    owner = sentence[solid]
+    first_of = np.flatnonzero(np.diff(owner, prepend=-1) != 0)
+    first = solid[first_of]
+    last = solid[np.append(first_of[1:], len(solid)) - 1]
+    doc = np.searchsorted(doc_starts, first, side="right") - 1
+    start_char = tokens[first, _IDX]
+    end_char = tokens[last, _IDX] + tokens[last, _LENGTH]
+    return np.stack([doc, first, last, start_char, end_char], axis=1)
 
 
 __all__ = ["TransformerWordpiecer", "make_wordpiecer"]

@@ -239,7 +239,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         try:
             for o in outputs:
                 if o.kind == "enriched":
-                    monitor.observe_enriched(orjson.loads(o.value), now)
+                    record = o.record if o.record is not None else orjson.loads(o.value)
+                    monitor.observe_enriched(record, now)
                 else:
                     model = processor.model
                     monitor.observe_dead_letter(

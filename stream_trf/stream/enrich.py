@@ -44,15 +44,16 @@ def enrich(
     worker: str = "",
 ) -> dict[str, Any]:
     heavy = heavy or HeavyFields()
+    arr = token_array(doc)
     out: dict[str, Any] = {
         "schema": ENRICHED_SCHEMA,
         "id": record.id,
         "meta": record.meta,
         "model": {"name": model.name, "version": model.version},
         "source": record.source.as_dict(),
-        "sentences": sentence_spans(doc),
+        "sentences": sentence_spans(doc, arr),
         "n_tokens": len(doc),
-        "n_words": count_words(doc),
+        "n_words": count_words(doc, arr),
         "n_wordpieces": len(doc._.trf_word_pieces),
         "windowed_wordpieces": int(doc._.trf_windowed_wordpieces),
         "doc_vector": encode(doc.vector, heavy.vector_encoding),
@@ -86,12 +87,21 @@ def enrich(
     return out
 
 
-def sentence_spans(doc: Doc) -> list[list[int]]:
-    """``[[s.start_char, s.end_char] for s in doc.sents]``, from arrays: iterating a doc
-    builds a Python object per token, which cost more than the rest of a record together."""
+# What a record needs of a doc's tokens, in one ``to_array`` call: iterating a doc builds a
+# Python object per token, which cost more than the rest of a record together.
+_ATTRS = [SENT_START, IDX, LENGTH, IS_SPACE, IS_PUNCT]
+
+
+def token_array(doc: Doc) -> np.ndarray:
+    """The doc's ``_ATTRS`` columns as int64 (SENT_START -1 stays -1)."""
+    return doc.to_array(_ATTRS).reshape(len(doc), len(_ATTRS)).astype(np.int64)
+
+
+def sentence_spans(doc: Doc, arr: np.ndarray | None = None) -> list[list[int]]:
+    """``[[s.start_char, s.end_char] for s in doc.sents]``, from the token array."""
     if len(doc) == 0:
         return []
-    arr = doc.to_array([SENT_START, IDX, LENGTH]).astype(np.int64)
+    arr = token_array(doc) if arr is None else arr
     starts = np.flatnonzero(arr[:, 0] == 1)
     if len(starts) == 0 or starts[0] != 0:
         starts = np.concatenate([[0], starts])
@@ -100,12 +110,12 @@ def sentence_spans(doc: Doc) -> list[list[int]]:
     return np.stack([arr[starts, 1], ends], axis=1).tolist()
 
 
-def count_words(doc: Doc) -> int:
+def count_words(doc: Doc, arr: np.ndarray | None = None) -> int:
     """Tokens that are neither whitespace nor punctuation."""
     if len(doc) == 0:
         return 0
-    arr = doc.to_array([IS_SPACE, IS_PUNCT])
-    return int(np.count_nonzero((arr[:, 0] == 0) & (arr[:, 1] == 0)))
+    arr = token_array(doc) if arr is None else arr
+    return int(np.count_nonzero((arr[:, 3] == 0) & (arr[:, 4] == 0)))
 
 
 def count_unknown(doc: Doc) -> int | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +52,8 @@ class Output:
     # published (stream/publisher.py)
     raw: bytes | None = field(default=None, repr=False)
     reason: str | None = None  # a dead letter's kind (its error type)
+    # an enriched record as a dict, for the monitor (saves parsing ``value`` back)
+    record: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def headers(self) -> Headers:
@@ -81,6 +84,7 @@ class BatchProcessor:
         worker: str = "",
         batch_size: int = 256,
         vocab_warmup_chars: int = 0,
+        on_warmup_done: Callable[[], Any] | None = None,
     ) -> None:
         self.nlp = nlp
         self.zones = BufferZones(nlp, vocab_warmup_chars)
@@ -90,6 +94,7 @@ class BatchProcessor:
         self.worker = worker
         self.batch_size = batch_size
         self.stats = ProcessorStats()
+        self.on_warmup_done = on_warmup_done
 
     def process(self, messages: list[RawMessage]) -> list[Output]:
         t0 = time.perf_counter()
@@ -133,6 +138,8 @@ class BatchProcessor:
                 self.zones.warmup_buffers,
                 self.stats.records + len(messages),
             )
+            if self.on_warmup_done is not None:
+                self.on_warmup_done()
         self.stats.records += len(messages)
         self.stats.batches += 1
         assert all(o is not None for o in outputs)
@@ -184,6 +191,7 @@ class BatchProcessor:
                         record.source,
                         record.id,
                         record.raw,
+                        record=enriched,
                     ),
                 )
             )

@@ -14,6 +14,7 @@ from typing import Any
 from .. import auto
 from ..model.gpu import resolve_device
 from ..settings import Settings
+from .collector import freeze_survivors
 from .enrich import HeavyFields, ModelInfo
 from .kafka import wait_for_broker
 from .memory import ReleaseEvery, configure_allocator
@@ -95,6 +96,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
         worker=worker_name(),
         batch_size=settings.batching.max_batch,
         vocab_warmup_chars=settings.memory.vocab_warmup_chars,
+        on_warmup_done=lambda: freeze_survivors("vocabulary warm-up done"),
     )
 
 
@@ -114,7 +116,6 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     """Run one worker until SIGTERM/SIGINT. Returns the process exit code.
 
     ``on_ready`` is called once it has its partitions (default: say so on stderr)."""
-    import faust
 
     from .app import build_app
 
@@ -135,13 +136,25 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     processor = build_processor(settings)
     log.info("model %s %s loaded", processor.model.name, processor.model.version)
     app = build_app(settings, processor)
+    freeze_survivors("model loaded")
     ready = on_ready or (lambda: say_ready(f"group {settings.topics.group_id}"))
+    worker = faust_worker(app, settings.operations.log_level, ready)
+    worker.execute_from_commandline()
+    return 0
+
+
+def faust_worker(app: Any, log_level: str, ready: Callable[[], None]) -> Any:
+    """faust's worker for ``app``, which calls ``ready`` once it has its partitions."""
+    import faust
 
     class Worker(faust.Worker):
         async def on_startup_finished(self) -> None:
             await super().on_startup_finished()
             ready()
 
-    worker = Worker(app, loglevel=settings.operations.log_level, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
-    return 0
+        def _setup_spinner_handler(self, logger: Any, level: int) -> None:
+            """No terminal spinner: at a log level of warn or above faust's spinner sets the
+            root logger to DEBUG, so every debug line of aiokafka and faust (several per
+            record) was built and then dropped."""
+
+    return Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
