@@ -118,7 +118,7 @@ def test_help_and_the_worker_need_no_extra(tmp_path: Path) -> None:
     assert "COMMAND" in proc.stdout and "usage: stream-trf bench" in proc.stdout
     for flag in ("--systems", "--sweep", "--precisions", "--soak-minutes", "--worker-processes"):
         assert flag in proc.stdout
-    assert "ceiling,library,worker,naive,spacy-transformers" in proc.stdout
+    assert "ceiling,library,worker,host,naive,spacy-transformers" in proc.stdout
 
 
 def test_bench_outside_a_source_checkout_says_what_to_do(monkeypatch, capsys) -> None:
