@@ -40,6 +40,7 @@ KEPT = (
     "calibration_report",
     "finetune_step_ab",
     "gil_contention",
+    "host_ab",
     "int8_schemes",
     "lag_burst",
     "processor_alone",
@@ -80,6 +81,15 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 what="The current CPU figures: 2,000 Debian descriptions on the 2-core CPU, "
                 "every system, int8 fidelity, a 20-minute memory soak",
                 date="2026-11-28",
+            ),
+            e(
+                "house-before-after-cpu.json",
+                what="`stream-trf bench` (1,000 docs; ceiling, library, worker) before and after "
+                "issue 28's restructure and on main after issues 29 and 31, two runs each, and "
+                "a direct worker A/B: no regression",
+                date="2026-12-02",
+                command="stream-trf bench --docs 1000 --systems ceiling,library,worker --sweep '' "
+                "--paced-seconds 20, each tree from its own environment",
             ),
             e(
                 "throughput-cpu-processes-2.json",
@@ -389,6 +399,13 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
             e(
                 "record-size.json",
                 what="Enriched record size per token in each `--vector-encoding` (no timing)",
+                date="2026-12-02",
+            ),
+            e(
+                "host-ab-cpu.json",
+                what="Host-side cost on a near-zero-compute model (floor, processor, worker; "
+                "CPU-ms per doc and ratios to the floor): after issue 29's changes against "
+                "before, 2 rounds alternating",
                 date="2026-12-02",
             ),
             e(
