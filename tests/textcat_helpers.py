@@ -11,6 +11,9 @@ import stream_trf
 
 POS = ["The quick brown fox jumps.", "Apple shares rose on the news.", "Numbers like 3.14 appear."]
 NEG = ["東京は日本の首都です。", "Ὅμηρος wrote in Greek.", "Emoji are fun 😀🎉."]
+# Five a side, for the training commands' data files.
+POS5 = [*POS, "Here is some text to encode.", "The lazy dog sleeps."]
+NEG5 = [*NEG, "北京是中国的首都。", "Толстой wrote in Russian."]
 
 
 def _examples(nlp, exclusive: bool = True) -> list[Example]:

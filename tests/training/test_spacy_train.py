@@ -15,24 +15,10 @@ import numpy as np
 import pytest
 import spacy
 from safetensors.numpy import load_file
+from textcat_helpers import NEG5, POS5
 from thinc.api import Config
 
 from stream_trf.cli import main
-
-POS = [
-    "The quick brown fox jumps.",
-    "Apple shares rose on the news.",
-    "Numbers like 3.14 appear.",
-    "Here is some text to encode.",
-    "The lazy dog sleeps.",
-]
-NEG = [
-    "東京は日本の首都です。",
-    "Ὅμηρος wrote in Greek.",
-    "Emoji are fun 😀🎉.",
-    "北京是中国的首都。",
-    "Толстой wrote in Russian.",
-]
 
 
 def _env() -> dict[str, str]:
@@ -52,7 +38,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
 @pytest.fixture(scope="module")
 def trained(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("spacy-train")
-    rows = [{"text": t, "label": "pos"} for t in POS] + [{"text": t, "label": "neg"} for t in NEG]
+    rows = [{"text": t, "label": "pos"} for t in POS5] + [{"text": t, "label": "neg"} for t in NEG5]
     jsonl = root / "data.jsonl"
     jsonl.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
     assert main(["convert", str(jsonl), str(root / "train.spacy")]) == 0
@@ -93,9 +79,9 @@ def test_the_config_holds_every_setting_of_stream_trf_train(trained) -> None:
 def test_spacy_train_fine_tunes_and_spacy_load_runs_it(trained, tiny_models) -> None:
     nlp = spacy.load(trained["best"])
     assert nlp.pipe_names == ["sentencizer", "trf_wordpiecer", "trf_tok2vec", "trf_textcat"]
-    for text in POS:
+    for text in POS5:
         assert nlp(text).cats["pos"] > 0.5
-    for text in NEG:
+    for text in NEG5:
         assert nlp(text).cats["neg"] > 0.5
     meta = json.loads((trained["best"] / "meta.json").read_text())
     assert meta["performance"]["cats_macro_f"] == pytest.approx(1.0)
@@ -130,7 +116,7 @@ def test_calibrate_then_spacy_package_installs_and_predicts_the_same(
     assert main(["calibrate", str(trained["best"]), str(trained["root"] / "dev.spacy")]) == 0
     nlp = spacy.load(trained["best"])
     assert nlp.get_pipe("trf_textcat").temperature != 1.0
-    expected = [nlp(t).cats for t in POS + NEG]
+    expected = [nlp(t).cats for t in POS5 + NEG5]
     packages = tmp_path / "packages"
     packages.mkdir()
     package(
@@ -152,4 +138,4 @@ def test_calibrate_then_spacy_package_installs_and_predicts_the_same(
     importlib.invalidate_caches()
     installed = spacy.load("en_tiny_spacy_train")
     assert installed.meta["version"] == "0.0.1"
-    assert [installed(t).cats for t in POS + NEG] == expected
+    assert [installed(t).cats for t in POS5 + NEG5] == expected

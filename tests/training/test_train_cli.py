@@ -8,25 +8,11 @@ from pathlib import Path
 import pytest
 import spacy
 from spacy.training import Example
+from textcat_helpers import NEG5, POS5
 
 from stream_trf.cli import main
 from stream_trf.training.data import BadTrainingData, read_labelled
 from stream_trf.training.evaluate import score
-
-POS = [
-    "The quick brown fox jumps.",
-    "Apple shares rose on the news.",
-    "Numbers like 3.14 appear.",
-    "Here is some text to encode.",
-    "The lazy dog sleeps.",
-]
-NEG = [
-    "東京は日本の首都です。",
-    "Ὅμηρος wrote in Greek.",
-    "Emoji are fun 😀🎉.",
-    "北京是中国的首都。",
-    "Толстой wrote in Russian.",
-]
 
 
 def _write(path: Path, rows: list[dict]) -> Path:
@@ -36,7 +22,7 @@ def _write(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture()
 def data(tmp_path: Path) -> tuple[Path, Path]:
-    rows = [{"text": t, "label": "pos"} for t in POS] + [{"text": t, "label": "neg"} for t in NEG]
+    rows = [{"text": t, "label": "pos"} for t in POS5] + [{"text": t, "label": "neg"} for t in NEG5]
     return _write(tmp_path / "train.jsonl", rows), _write(tmp_path / "dev.jsonl", rows)
 
 
