@@ -491,6 +491,12 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-02",
             ),
             e(
+                "selection-honesty-finetuned-cpu.json",
+                what="Selection honesty, fine-tuned: `stream-trf train` defaults on nine tenths "
+                "of train, epoch and temperature chosen on the other tenth, scored on dev",
+                date="2026-12-02",
+            ),
+            e(
                 "finetune-step-ab-cpu.json",
                 what="A fine-tuning step through spaCy's optimizer against the own-AdamW step "
                 "before (seconds per step, same batches)",
