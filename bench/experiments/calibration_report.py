@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from bench.harness.corpus import sections_dir
+from stream_trf.pipeline.training import RETIRED_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV = sections_dir() / "dev.jsonl"
@@ -143,7 +144,7 @@ def main() -> None:
     if args.write_shipped:
         cfg_path = stream_trf.DEFAULT_CLASSIFIER / "cfg"
         cfg = srsly.read_json(cfg_path)
-        for retired in ("learn_rate", "weight_decay", "grad_clip"):
+        for retired in RETIRED_SETTINGS["trf_textcat"]:
             cfg.pop(retired, None)
         cfg["temperature"] = temperature
         cfg["calibration"] = {

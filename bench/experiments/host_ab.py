@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.corpus import default_data_path, read_texts
-from bench.harness.machine import describe, source_revision
+from bench.harness.machine import describe, source_revision, worktree
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,13 @@ def one_run(python: str, code: Path, texts_file: Path, n: int, logs: Path) -> di
     )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"the run in {code} failed:\n{proc.stderr[-3000:]}")
+        hint = ""
+        if "ModuleNotFoundError: No module named 'stream_trf." in proc.stderr:
+            hint = (
+                "\n(this environment's stream_trf entry points name modules the baseline does "
+                "not have: pass --baseline-python of an environment installed from it)"
+            )
+        raise RuntimeError(f"the run in {code} failed:\n{proc.stderr[-3000:]}{hint}")
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     return result
 
@@ -81,12 +87,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stream-trf-host-ab-") as tmp:
         texts_file = Path(tmp) / "texts.jsonl"
         texts_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-        base = Path(tmp) / "baseline"
-        add = ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base)]
-        subprocess.run([*add, args.baseline], check=True)
-        shutil.rmtree(base / "bench" / "harness", ignore_errors=True)
-        shutil.copytree(REPO / "bench" / "harness", base / "bench" / "harness")
-        try:
+        with worktree(args.baseline, Path(tmp) / "baseline") as base:
+            shutil.rmtree(base / "bench" / "harness", ignore_errors=True)
+            shutil.copytree(REPO / "bench" / "harness", base / "bench" / "harness")
             for r in range(args.rounds):
                 order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
                 for variant in order:
@@ -103,10 +106,6 @@ def main() -> None:
                         json.dumps({k: run[k] for k in ("variant", "round", "ratios")}), flush=True
                     )
                     runs.append(run)
-        finally:
-            subprocess.run(
-                ["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)], check=False
-            )
 
     def median(variant: str, key: str) -> float | None:
         values = [r["ratios"][key] for r in runs if r["variant"] == variant and key in r["ratios"]]

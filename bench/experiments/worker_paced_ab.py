@@ -22,22 +22,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from bench.harness.corpus import default_data_path, read_texts
-from bench.harness.machine import describe, source_revision
+from bench.harness.machine import describe, source_revision, worktree
 from bench.harness.worker import bench_settings, paced_run, run_round
 from stream_trf.settings import ENV_PREFIX, Settings
 from stream_trf.stream import clients
 from stream_trf.stream.broker import EmbeddedBroker
 from stream_trf.stream.local import WorkerProcess
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def parse_settings(text: str) -> dict[str, Any]:
@@ -110,32 +108,27 @@ def main() -> None:
     }
     texts = read_texts(args.data, 2000)
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="stream-trf-ab-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="stream-trf-ab-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         base = Path(tmp) / "baseline"
         if args.baseline:
-            add = ["git", "-C", str(REPO), "worktree", "add", "-q", "--detach", str(base)]
-            subprocess.run([*add, args.baseline], check=True)
-        try:
-            for r in range(args.rounds):
-                order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
-                for variant in order:
-                    logs = Path(tmp) / f"{variant}-{r}"
-                    logs.mkdir()
-                    code = base if variant == "baseline" and args.baseline else None
-                    run = {
-                        "variant": variant,
-                        "round": r,
-                        "settings": settings[variant],
-                        **one_run(code, texts, args.rate, args.seconds, logs, settings[variant]),
-                    }
-                    print(json.dumps(run), flush=True)
-                    runs.append(run)
-        finally:
-            if args.baseline:
-                subprocess.run(
-                    ["git", "-C", str(REPO), "worktree", "remove", "--force", str(base)],
-                    check=False,
-                )
+            stack.enter_context(worktree(args.baseline, base))
+        for r in range(args.rounds):
+            order = ["baseline", "this"] if r % 2 == 0 else ["this", "baseline"]
+            for variant in order:
+                logs = Path(tmp) / f"{variant}-{r}"
+                logs.mkdir()
+                code = base if variant == "baseline" and args.baseline else None
+                run = {
+                    "variant": variant,
+                    "round": r,
+                    "settings": settings[variant],
+                    **one_run(code, texts, args.rate, args.seconds, logs, settings[variant]),
+                }
+                print(json.dumps(run), flush=True)
+                runs.append(run)
     head = source_revision()
     result = {
         "benchmark": "worker at a fixed paced rate, this checkout against a baseline commit",

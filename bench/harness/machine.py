@@ -6,6 +6,8 @@ import os
 import platform
 import resource
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,20 @@ def source_revision(checkout: Path | None = None) -> str:
     if head.returncode != 0:
         return "unknown"
     return head.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
+
+
+@contextmanager
+def worktree(revision: str, path: Path) -> Iterator[Path]:
+    """A detached git worktree of this source checkout at ``revision``, removed afterwards: the
+    code an A/B compares against."""
+    repo = str(Path(__file__).resolve().parents[2])
+    subprocess.run(
+        ["git", "-C", repo, "worktree", "add", "-q", "--detach", str(path), revision], check=True
+    )
+    try:
+        yield path
+    finally:
+        subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", str(path)], check=False)
 
 
 def peak_rss_mb() -> float:

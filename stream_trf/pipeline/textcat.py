@@ -35,6 +35,7 @@ from thinc.types import Floats1d, Floats2d
 
 from ..errors import RowsNotKept, StreamTrfError
 from .extensions import PooledOutputs, _wp, install_extensions
+from .training import RETIRED_SETTINGS
 
 install_extensions()
 
@@ -56,9 +57,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "model": {"@architectures": "stream_trf.TransformerTextcatHead.v1", "nO": None},
     "optimizer": None,
 }
-
-# Settings of earlier versions, when the head stepped its own AdamW: read, then dropped.
-_RETIRED_SETTINGS = ("learn_rate", "weight_decay", "grad_clip")
 
 
 class UntrainedClassifier(StreamTrfError):
@@ -559,7 +557,7 @@ class TransformerTextCat(Pipe):
         }
 
     def _restore(self, cfg: dict[str, Any], arrays: dict[str, Any]) -> None:
-        for key in _RETIRED_SETTINGS:
+        for key in RETIRED_SETTINGS["trf_textcat"]:  # a head saved by an earlier version
             cfg.pop(key, None)
         self.cfg.update(cfg)
         if "weight" in arrays:
