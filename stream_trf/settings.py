@@ -260,6 +260,13 @@ class MemorySettings:
         f"{auto.release_every('cpu'):,} on a CPU, {auto.release_every('cuda'):,} on a GPU), "
         "-1 = after each buffer only",
     )
+    keep_free_mb: float = setting(
+        64.0,
+        "freed heap up to this many MiB stays with the process for the next buffers instead of "
+        "being handed back (each page handed back costs a page fault when the next buffer takes "
+        "it again; the worker's RSS may sit this much above what it holds); 0 = hand back "
+        "whatever is free each time",
+    )
     vocab_warmup_chars: int = setting(
         1_000_000,
         "characters of text (about 2,000 short docs) each worker process tokenizes outside "
@@ -280,6 +287,8 @@ class MemorySettings:
                 f"release_every must be -1 (per buffer only), 0 (auto) or positive, got "
                 f"{self.release_every}"
             )
+        if self.keep_free_mb < 0:
+            raise ValueError(f"keep_free_mb must be at least 0, got {self.keep_free_mb}")
         if self.vocab_warmup_chars < 0:
             raise ValueError(
                 f"vocab_warmup_chars must be 0 (no warm-up) or positive, got "

@@ -113,7 +113,13 @@ def main() -> None:
 
     summary = {
         variant: {
-            key: median(variant, key) for key in ("processor_over_floor", "worker_over_floor")
+            key: median(variant, key)
+            for key in (
+                "processor_over_floor",
+                "worker_over_floor",
+                "processor_less_forward_over_floor",
+                "worker_less_forward_over_floor",
+            )
         }
         for variant in ("baseline", "this")
     }

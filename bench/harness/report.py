@@ -104,6 +104,10 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
     if host and "worker_over_floor" in host.get("ratios", {}):
         ratios["host_worker_over_floor"] = host["ratios"]["worker_over_floor"]
         ratios["host_processor_over_floor"] = host["ratios"]["processor_over_floor"]
+        if "worker_less_forward_over_floor" in host["ratios"]:  # the model's own CPU taken off
+            ratios["host_worker_less_forward_over_floor"] = host["ratios"][
+                "worker_less_forward_over_floor"
+            ]
         met["host_worker_over_floor"] = (
             ratios["host_worker_over_floor"] <= TARGETS["host_worker_over_floor"]
         )

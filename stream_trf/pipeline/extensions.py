@@ -13,6 +13,7 @@ again is a no-op; a name that another library registered with its own getter is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ import numpy.typing as npt
 from spacy.tokens import Doc, Span, Token
 
 from ..errors import ExtensionConflict, RowsNotKept
-from ..text.alignment import Ragged, RebuildMatrix, rebuild
+from ..text.alignment import Ragged, RebuildMatrix, align_pieces, invert, rebuild, rebuild_matrix
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -29,7 +30,12 @@ FloatArray = npt.NDArray[np.float32]
 
 @dataclass
 class DocWordpieces:
-    """Every sentence of a doc as the model sees it, concatenated, and how it aligns."""
+    """Every sentence of a doc as the model sees it, concatenated, and how it aligns.
+
+    The alignment and the rebuild matrix are computed on first use, from the character spans
+    kept here: a pipeline that keeps only pooled outputs (the worker's, unless its records
+    carry tokens or wordpieces) never needs them. :func:`align_docs` computes them for a whole
+    batch of docs in one pass, as ``trf_tok2vec`` does before it rebuilds ``doc.tensor``."""
 
     ids: IntArray  # (n_wp,) ids in the model's vocabulary, boundary tokens included
     strings: list[str]  # (n_wp,) the wordpiece strings
@@ -39,14 +45,37 @@ class DocWordpieces:
     sentence_prefix: IntArray  # (n_sent,) boundary tokens before each sentence's content
     sentence_suffix: IntArray  # (n_sent,) boundary tokens after it
     sentence_chars: IntArray  # (n_sent, 2) character span of each encoded sentence
-    alignment: Ragged  # token → content wordpieces (boundary tokens excluded)
-    rebuild: RebuildMatrix  # W: tokens × wordpieces
     class_token: int | None  # position of the class token within a sentence (0, -1 or None)
     unk_id: int | None = None  # the tokenizer's unknown token, when it has one
+    # what the alignment is computed from
+    text: str = ""  # the doc's text
+    token_spans: IntArray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    # (n_tok, 3): each token's start character, length, and whether it is whitespace
+    piece_chars: IntArray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    # (n_wp, 2): each wordpiece's character span in the text (boundary tokens: -1)
+    sentence_tokens: IntArray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    # (n_sent, 2): each encoded sentence's first and last non-whitespace token
+    _aligned: tuple[Ragged, RebuildMatrix] | None = field(default=None, repr=False)
 
     @property
     def n_sentences(self) -> int:
         return len(self.sentence_prefix)
+
+    @property
+    def alignment(self) -> Ragged:
+        """Token → content wordpieces (boundary tokens excluded)."""
+        if self._aligned is None:
+            align_docs([self])
+        assert self._aligned is not None
+        return self._aligned[0]
+
+    @property
+    def rebuild(self) -> RebuildMatrix:
+        """``W``, tokens × wordpieces: ``doc.tensor = W @ rows``."""
+        if self._aligned is None:
+            align_docs([self])
+        assert self._aligned is not None
+        return self._aligned[1]
 
     def sentence(self, i: int) -> slice:
         return slice(int(self.sentence_starts[i]), int(self.sentence_starts[i + 1]))
@@ -57,6 +86,58 @@ class DocWordpieces:
         if self.class_token is None or self.class_token >= 0:
             return starts + (self.class_token or 0)
         return self.sentence_starts[1:] + self.class_token
+
+
+def _starts(counts: IntArray) -> IntArray:
+    """Where each of consecutive blocks of ``counts`` items starts, and the total at the end."""
+    out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=out[1:])
+    return out
+
+
+def align_docs(wps: Sequence[DocWordpieces]) -> None:
+    """Compute the alignment and rebuild matrix of every doc in ``wps`` that lacks them, in one
+    pass over the docs' texts end to end (token and character indices shifted per doc; nothing
+    aligns across docs, every piece is held inside its sentence), then give each doc its block.
+    Per-doc array calls cost more than the alignment itself."""
+    todo = [wp for wp in wps if wp._aligned is None]
+    if not todo:
+        return
+    n = len(todo)
+    n_tok = np.fromiter((len(wp.token_spans) for wp in todo), dtype=np.int64, count=n)
+    n_wp = np.fromiter((len(wp.ids) for wp in todo), dtype=np.int64, count=n)
+    n_chars = np.fromiter((len(wp.text) for wp in todo), dtype=np.int64, count=n)
+    tok_starts, wp_starts, char_starts = _starts(n_tok), _starts(n_wp), _starts(n_chars)
+    tokens = np.concatenate([wp.token_spans for wp in todo])
+    pieces = (
+        np.concatenate([wp.piece_chars for wp in todo]) + np.repeat(char_starts[:-1], n_wp)[:, None]
+    )
+    # per piece: the first and last token of its sentence, batch-wide
+    sentence_tokens = (
+        np.concatenate(
+            [np.repeat(wp.sentence_tokens, np.diff(wp.sentence_starts), axis=0) for wp in todo]
+        ).reshape(-1, 2)
+        + np.repeat(tok_starts[:-1], n_wp)[:, None]
+    )
+    is_boundary = np.concatenate([wp.is_boundary for wp in todo])
+    piece_to_tokens = align_pieces(
+        "".join(wp.text for wp in todo),
+        tokens[:, 0] + np.repeat(char_starts[:-1], n_tok),
+        tokens[:, 1],
+        tokens[:, 2].astype(bool),
+        pieces[:, 0],
+        pieces[:, 1],
+        is_boundary,
+        sentence_tokens[:, 0],
+        sentence_tokens[:, 1],
+    )
+    total_tok = int(tok_starts[-1])
+    alignment = invert(piece_to_tokens, total_tok, ~is_boundary)
+    matrix = rebuild_matrix(piece_to_tokens, total_tok)
+    t_bounds, p_bounds = tok_starts.tolist(), wp_starts.tolist()
+    for d, wp in enumerate(todo):
+        t0, t1, p0, p1 = t_bounds[d], t_bounds[d + 1], p_bounds[d], p_bounds[d + 1]
+        wp._aligned = (alignment.block(t0, t1, p0), matrix.block(t0, t1, p0, p1))
 
 
 @dataclass

@@ -24,7 +24,7 @@ from thinc.api import Model
 from thinc.types import Floats2d
 
 from ..errors import StreamTrfError
-from .extensions import _wp, token_rows
+from .extensions import _wp, align_docs, token_rows
 
 LISTENER_NAME = "stream_trf.transformer_listener"
 
@@ -94,6 +94,8 @@ def _forward(
     def backprop(d_outputs: list[Floats2d]) -> list[Any]:
         """d tokens → d wordpieces into the buffers; then tell the transformer."""
         factor = float(model.attrs["grad_factor"])
+        if factor != 0.0:
+            align_docs([wp for wp in map(_wp, docs) if wp is not None])
         for doc, d_tokens in zip(docs, d_outputs):
             buffer = doc._.trf_d_last_hidden_state
             if buffer is None or factor == 0.0:

@@ -36,6 +36,7 @@ from .extensions import (
     DocWordpieces,
     PooledOutputs,
     TransformerOutputs,
+    align_docs,
     install_extensions,
     set_vector_hooks,
 )
@@ -484,11 +485,10 @@ class TransformerTok2Vec(BatchPipe):
                 for w, out in zip(windows[k:j], group):
                     attentions[d].append(out.attentions or [])
                     attention_pieces[d].append(_window_rows(wps[d], s, w))
-        tensors = (
-            rebuild_batch([wp.rebuild for wp in wps], rows)[0]
-            if self.cfg.get("doc_tensor", True)
-            else None
-        )
+        tensors = None
+        if self.cfg.get("doc_tensor", True):
+            align_docs(wps)
+            tensors = rebuild_batch([wp.rebuild for wp in wps], rows)[0]
         for d, doc in enumerate(docs):
             a, b = offsets[d], offsets[d + 1]
             doc._.trf_outputs = TransformerOutputs(

@@ -1,8 +1,8 @@
 """``trf_wordpiecer``: each sentence → the model's own wordpieces, aligned to spaCy's tokens.
 
 Runs the tokenizer on all sentences of a batch of docs in one call, and stores on each doc a
-:class:`DocWordpieces` — ids, strings, boundary tokens, the token ↔ wordpiece alignment and the
-rebuild matrix that ``trf_tok2vec`` uses for ``doc.tensor``.
+:class:`DocWordpieces` — ids, strings, boundary tokens, and (computed on first use) the token ↔
+wordpiece alignment and the rebuild matrix that ``trf_tok2vec`` uses for ``doc.tensor``.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from spacy.tokens import Doc
 
 from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
-from ..text.alignment import align_pieces, invert, rebuild_matrix
 from ..text.wordpieces import class_token_position, tokenize_sentences
 from .base import BatchPipe
-from .extensions import DocWordpieces, install_extensions
+from .extensions import DocWordpieces, _starts, install_extensions
 
 install_extensions()
 
@@ -77,12 +76,12 @@ class TransformerWordpiecer(BatchPipe):
     # --- processing ----------------------------------------------------------------------
 
     def set_annotations(self, docs: list[Doc]) -> None:
-        """Tokenize every sentence of ``docs`` in one tokenizer call and align them all at once.
+        """Tokenize every sentence of ``docs`` in one tokenizer call.
 
-        The alignment runs over the batch's texts end to end, with token and character indices
-        shifted per doc (nothing aligns across docs: every piece is held inside its sentence),
-        then each doc takes its block. Per-doc array calls were a third of this component's
-        time, and it runs beside the model."""
+        Sentences are found for the whole batch at once, over the docs' token arrays end to end
+        (per-doc array calls were a third of this component's time, and it runs beside the
+        model). The alignment to spaCy's tokens is left for first use (``DocWordpieces``): each
+        doc keeps the character spans it is computed from."""
         tokenizer = self.tokenizer
         n_docs = len(docs)
         arrays = [_token_array(doc, self.name) for doc in docs]
@@ -101,26 +100,13 @@ class TransformerWordpiecer(BatchPipe):
         whole = "".join(doc_texts)
         global_chars = sentences[:, 3:5] + char_starts[sentences[:, 0], None]
         texts = [whole[a:b] for a, b in global_chars.tolist()]
-        batch = tokenize_sentences(tokenizer, texts, global_chars[:, 0].tolist())
-        sent_tokens = sentences[:, 1:3]  # batch-wide token indices
+        # offsets relative to each sentence's doc
+        batch = tokenize_sentences(tokenizer, texts, sentences[:, 3].tolist())
+        sent_tokens = sentences[:, 1:3] - tok_starts[sentences[:, 0], None]  # doc-relative
         sent_chars = sentences[:, 3:5]  # doc-relative character spans
-        tokens = tokens[:, [_IDX, _LENGTH, _IS_SPACE]]
-        lengths = np.diff(batch.bounds)
+        spans = tokens[:, [_IDX, _LENGTH, _IS_SPACE]]
         is_boundary = batch.starts < 0
-        piece_to_tokens = align_pieces(
-            whole,
-            tokens[:, 0] + np.repeat(char_starts[:-1], n_tok),
-            tokens[:, 1],
-            tokens[:, 2].astype(bool),
-            batch.starts,
-            batch.ends,
-            is_boundary,
-            np.repeat(sent_tokens[:, 0], lengths),
-            np.repeat(sent_tokens[:, 1], lengths),
-        )
-        total_tok = int(tok_starts[-1])
-        alignment = invert(piece_to_tokens, total_tok, ~is_boundary)
-        rebuild = rebuild_matrix(piece_to_tokens, total_tok)
+        piece_chars = np.stack([batch.starts, batch.ends], axis=1)
         piece_starts = batch.bounds[sent_starts].tolist()
         t_bounds, s_bounds = tok_starts.tolist(), sent_starts.tolist()
         for d, doc in enumerate(docs):
@@ -137,10 +123,12 @@ class TransformerWordpiecer(BatchPipe):
                 sentence_prefix=batch.n_prefix[s0:s1].copy(),
                 sentence_suffix=batch.n_suffix[s0:s1].copy(),
                 sentence_chars=sent_chars[s0:s1].copy(),
-                alignment=alignment.block(t0, t1, p0),
-                rebuild=rebuild.block(t0, t1, p0, p1),
                 class_token=self._class_token,
                 unk_id=self._unk_id,
+                text=doc_texts[d],
+                token_spans=spans[t0:t1].copy(),
+                piece_chars=piece_chars[p0:p1].copy(),
+                sentence_tokens=sent_tokens[s0:s1].copy(),
             )
 
     # --- serialization -------------------------------------------------------------------
@@ -160,13 +148,6 @@ def _summary_type(model_dir: Path) -> str | None:
         return None
     value = srsly.read_json(config).get("summary_type")
     return value if isinstance(value, str) else None
-
-
-def _starts(counts: np.ndarray) -> np.ndarray:
-    """Where each of consecutive blocks of ``counts`` items starts, and the total at the end."""
-    out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=out[1:])
-    return out
 
 
 # The columns of a doc's token array (one ``to_array`` call per doc).

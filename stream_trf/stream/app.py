@@ -2,10 +2,13 @@
 
 At least once, nothing lost:
 
-* ``stream.noack_take`` hands over what arrived within ``batch_within`` seconds (up to
-  ``max_batch`` records; it never stalls) and leaves acking to us;
+* chunks of what the agent's channel holds, up to ``max_batch`` records, waiting at most
+  ``batch_within`` seconds for more (``stream/intake.py``: faust's per-event stream machinery
+  is skipped); acking is left to us;
 * those chunks wait, merged, until the model is free (``stream/feeder.py``): each batch is what
   arrived while the one before it computed, so its size follows the load;
+* a batch's outputs go to the producer as one record batch per partition
+  (``stream/batches.py``);
 * a batch's events are acked only after every output of it (enriched record or dead letter),
   and of every batch before it, has been acknowledged by the broker — publishing retries with
   backoff until it is, unless the broker refused an output for good (too large, invalid, not
@@ -46,7 +49,9 @@ import orjson
 
 from ..monitor.monitor import Monitor
 from ..settings import Settings
+from .batches import PartitionBatches
 from .feeder import Feeder
+from .intake import channel_of, chunks
 from .kafka import broker_credentials
 from .lag_probe import LagProbe, own_offsets
 from .processor import BatchProcessor, Output, RawMessage
@@ -60,6 +65,10 @@ log = logging.getLogger("stream_trf.worker")
 # Batches dispatched and not yet delivered: one computing while the one before it is published.
 # More would only add memory and latency.
 IN_FLIGHT = 2
+
+# The producer's record batches: a buffer's outputs for one partition (256 records of a few KB)
+# in one or a few produce requests, well under a broker's default limit of 1 MB per batch.
+BATCH_BYTES = 256 * 1024
 
 
 def worker_name() -> str:
@@ -181,6 +190,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         broker_commit_interval=settings.topics.commit_interval,
         producer_acks=-1,
         producer_max_request_size=settings.records.max_record_bytes,
+        # a buffer's records of one partition in one batch, not sixteen (aiokafka's 16 KiB)
+        producer_max_batch_size=min(settings.records.max_record_bytes, BATCH_BYTES),
         web_enabled=settings.operations.web_port > 0,
         web_port=settings.operations.web_port or 6066,
         web_bind=settings.operations.web_host,
@@ -215,6 +226,10 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         worker=worker_name(),
         on_unpublished=lambda output, kind: monitor.metrics.unpublished(),
         on_retry=monitor.metrics.publish_retry,
+        batches=PartitionBatches(
+            lambda: app.producer._ensure_producer(),  # type: ignore[attr-defined]  # aiokafka driver
+            settings.records.max_record_bytes,
+        ),
     )
     app._stream_trf_publisher = publisher  # type: ignore[attr-defined]
 
@@ -314,7 +329,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     @app.agent(source_topic, name="enrich", concurrency=1)
     async def enrich(stream: Any) -> None:
         """Taken chunks wait, merged, until the model is free (stream/feeder.py): while the
-        model computes one batch, the one before it is published and the next one gathers."""
+        model computes one batch, the one before it is published and the next one gathers.
+        The chunks come from the stream's channel directly (stream/intake.py)."""
 
         async def compute(taken: list[tuple[Any, RawMessage]]) -> list[Output]:
             """One batch through the processor in the model thread (fetching, heartbeats and
@@ -327,15 +343,16 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             now (at least once)."""
             observe(await publisher.publish(outputs))
             for event, _ in taken:
-                await stream.ack(event)
+                event.ack()
             log_progress(feeder.sizes)
 
         feeder: Feeder[tuple[Any, RawMessage], list[Output]] = Feeder(
             compute, deliver, max_batch=settings.batching.max_batch, in_flight=IN_FLIGHT
         )
+        channel = channel_of(stream)
         try:
-            async for events in stream.noack_take(
-                settings.batching.max_batch, within=settings.batching.batch_within
+            async for events in chunks(
+                channel, settings.batching.max_batch, settings.batching.batch_within
             ):
                 await feeder.add([(e, raw_message(e)) for e in events])
         except asyncio.CancelledError:

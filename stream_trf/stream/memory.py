@@ -5,7 +5,9 @@ Three things make a worker's RSS climb with time and with load; this module answ
 * **Freed heap kept.** glibc keeps the heap pages its batch-sized arrays (activations, wordpiece
   rows, serialized outputs: MBs each, a different size every sub-batch) leave free.
   ``release_freed_memory`` (``malloc_trim``) hands whole free pages back after each buffer, and
-  ``ReleaseEvery`` every N wordpieces on the lanes.
+  ``ReleaseEvery`` every N wordpieces on the lanes, once more than ``keep_free_mb`` is free:
+  below that the pages are what the next buffer takes again, and handing them back cost a page
+  fault each (a sixth of the host's CPU per document on a fast device).
 * **Fragmentation.** glibc raises its mmap threshold each time a large block is freed (up to
   32 MiB), so such blocks come from the heap and fragment it. ``configure_allocator`` pins the
   threshold (4 MiB by default): every block at least that large gets its own mapping and goes
@@ -61,10 +63,42 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def release_freed_memory() -> bool:
-    """Return free heap pages to the OS. True where the C library can (glibc)."""
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+            "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    libc = _libc()
+    info = getattr(libc, "mallinfo2", None) if libc is not None else None  # glibc 2.33+
+    if info is None:
+        return None
+    info.argtypes = []
+    info.restype = _MallInfo2
+    return info
+
+
+def free_heap_bytes() -> int | None:
+    """Bytes the heap holds free (glibc's ``fordblks``, every arena); None where unknown."""
+    info = _mallinfo2()
+    return None if info is None else int(info().fordblks)
+
+
+def release_freed_memory(keep: int = 0) -> bool:
+    """Return free heap pages to the OS, when the heap holds more than ``keep`` bytes free (a
+    microsecond to ask): what a next buffer takes again costs a page fault per page handed
+    back. True when it did."""
     trim = _malloc_trim()
     if trim is None:
+        return False
+    free = free_heap_bytes() if keep > 0 else None
+    if free is not None and free <= keep:
         return False
     trim(0)
     return True

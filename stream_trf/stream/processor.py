@@ -85,7 +85,9 @@ class BatchProcessor:
         batch_size: int = 256,
         vocab_warmup_chars: int = 0,
         on_warmup_done: Callable[[], Any] | None = None,
+        release: Callable[[], Any] = release_freed_memory,
     ) -> None:
+        """``release``: called after each buffer to hand freed heap back (stream/memory.py)."""
         self.nlp = nlp
         self.zones = BufferZones(nlp, vocab_warmup_chars)
         self.model = model
@@ -95,11 +97,12 @@ class BatchProcessor:
         self.batch_size = batch_size
         self.stats = ProcessorStats()
         self.on_warmup_done = on_warmup_done
+        self.release = release
 
     def process(self, messages: list[RawMessage]) -> list[Output]:
         t0 = time.perf_counter()
         outputs = self._process(messages)
-        release_freed_memory()
+        self.release()
         self.stats.busy_s += time.perf_counter() - t0
         return outputs
 

@@ -26,6 +26,7 @@ import orjson
 from aiokafka import errors as kafka_errors
 
 from .backoff import Backoff
+from .batches import PartitionBatches
 from .enrich import dumps
 from .processor import Output
 from .records import dead_letter
@@ -90,9 +91,14 @@ class Publisher:
         worker: str = "",
         on_unpublished: Callable[[Output, str], None] | None = None,
         on_retry: Callable[[], None] | None = None,
+        batches: PartitionBatches | None = None,
     ) -> None:
+        """``output``, ``dlq``: faust topics (``send``, ``get_topic_name``). ``batches``: send
+        a buffer's outputs as one batch per partition (stream/batches.py) instead of one
+        producer call each."""
         self.output = output
         self.dlq = dlq
+        self.batches = batches
         self.max_delay = max_delay
         self.max_record_bytes = max_record_bytes
         self.worker = worker
@@ -150,14 +156,56 @@ class Publisher:
         return [published[i] for i in sorted(published)]
 
     async def _send_all(self, outputs: list[Output]) -> list[Any]:
-        """Hand every output to the producer in order (it batches them), then wait for each
-        acknowledgement; an error comes back in its output's place."""
+        """Hand every output to the producer in order, then wait for each acknowledgement; an
+        error comes back in its output's place.
+
+        With ``batches``, each topic's outputs go as one batch per partition; an output the
+        batches leave out (over the request limit) is sent alone, and so is each output of a
+        batch the broker refused for good, so that only the one it refused becomes a dead
+        letter."""
+        if self.batches is None:
+            return await self._send_each(outputs)
+        futures: list[Any] = [None] * len(outputs)
+        shared: list[bool] = [False] * len(outputs)
+        for topic in (self.output, self.dlq):
+            positions = [i for i, o in enumerate(outputs) if self._topic(o) is topic]
+            if not positions:
+                continue
+            records = [
+                (outputs[i].key, outputs[i].value, list(outputs[i].headers)) for i in positions
+            ]
+            try:
+                batched = await self.batches.send(topic.get_topic_name(), records)
+            except Exception as err:  # no metadata, producer stopping: retried as a whole
+                batched = [_failed(err)] * len(positions)
+            for i, future in zip(positions, batched):
+                futures[i] = future
+                shared[i] = future is not None
+        alone = [i for i, f in enumerate(futures) if f is None]
+        for i, result in zip(alone, await self._send_each([outputs[i] for i in alone])):
+            futures[i] = _done(result)
+        results = list(await asyncio.gather(*futures, return_exceptions=True))
+        refused = [
+            i
+            for i, r in enumerate(results)
+            if shared[i] and isinstance(r, BaseException) and permanent_failure(r) is not None
+        ]
+        for i, result in zip(refused, await self._send_each([outputs[i] for i in refused])):
+            results[i] = result
+        return results
+
+    def _topic(self, o: Output) -> Any:
+        return self.output if o.kind == "enriched" else self.dlq
+
+    async def _send_each(self, outputs: list[Output]) -> list[Any]:
+        """One producer call per output, in order; then wait for each acknowledgement."""
         futures: list[Any] = []
         for o in outputs:
-            topic = self.output if o.kind == "enriched" else self.dlq
             try:
                 futures.append(
-                    await topic.send(key=o.key, value=o.value, headers=list(o.headers) or None)
+                    await self._topic(o).send(
+                        key=o.key, value=o.value, headers=list(o.headers) or None
+                    )
                 )
             except Exception as err:  # refused before it left: too large, producer stopping
                 futures.append(_failed(err))
@@ -229,4 +277,13 @@ class Publisher:
 def _failed(err: BaseException) -> asyncio.Future[Any]:
     fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     fut.set_exception(err)
+    return fut
+
+
+def _done(result: Any) -> asyncio.Future[Any]:
+    """A future already holding ``result`` (an exception is set as the future's error)."""
+    if isinstance(result, BaseException):
+        return _failed(result)
+    fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    fut.set_result(result)
     return fut

@@ -4,6 +4,7 @@ overrides, run the faust app. (Several processes: stream/supervisor.py starts th
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import sys
@@ -17,7 +18,7 @@ from ..settings import Settings
 from .collector import freeze_survivors
 from .enrich import HeavyFields, ModelInfo
 from .kafka import wait_for_broker
-from .memory import ReleaseEvery, configure_allocator
+from .memory import ReleaseEvery, configure_allocator, release_freed_memory
 from .processor import BatchProcessor
 
 log = logging.getLogger("stream_trf.worker")
@@ -81,8 +82,13 @@ def build_processor(settings: Settings) -> BatchProcessor:
     device_type = resolve_device("auto").type
     nlp = stream_trf.load(settings.transformer.model, **model_overrides(settings, device_type))
     every = worker_release_every(settings.memory.release_every, device_type)
+    release = functools.partial(
+        release_freed_memory, keep=int(settings.memory.keep_free_mb * 2**20)
+    )
     # A process's business, not the component's config: the hook the lanes call.
-    nlp.get_pipe("trf_tok2vec").after_sub_batch = ReleaseEvery(every) if every is not None else None
+    nlp.get_pipe("trf_tok2vec").after_sub_batch = (
+        ReleaseEvery(every, release) if every is not None else None
+    )
     records = settings.records
     return BatchProcessor(
         nlp,
@@ -97,6 +103,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
         batch_size=settings.batching.max_batch,
         vocab_warmup_chars=settings.memory.vocab_warmup_chars,
         on_warmup_done=lambda: freeze_survivors("vocabulary warm-up done"),
+        release=release,
     )
 
 

@@ -62,3 +62,17 @@ def test_the_near_zero_model_and_the_floor_on_real_text(tmp_path: Path) -> None:
     assert result["docs"] == len(texts)
     assert abs(sum(parts.values()) - result["cpu_ms_per_doc"]) < 1e-3
     assert all(v > 0 for v in parts.values())
+
+
+def test_the_processor_run_times_the_forward_passes_apart(tmp_path: Path) -> None:
+    """The forward passes' own CPU is counted (a part of the processor's, not all of it), so the
+    ratios without the model can be given."""
+    from bench.harness.host import processor
+
+    model = near_zero_model(tmp_path / "model")
+    texts = ["A first sentence. And a second one!", "Another document, one sentence."] * 30
+    warm = tmp_path / "warm.jsonl"
+    warm.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:10]))
+    result = processor(texts, str(model), str(warm))
+    assert result["docs"] == len(texts)
+    assert 0 < result["forward_cpu_ms_per_doc"] < result["cpu_ms_per_doc"]

@@ -120,6 +120,15 @@ def test_freed_heap_goes_back_every_n_wordpieces_on_the_lanes(
     assert hook.releases == expected >= 1
 
 
+def test_the_lanes_and_each_buffer_hand_back_heap_above_keep_free_mb(
+    tiny_models: dict[str, Path],
+) -> None:
+    processor = build_processor(Settings(model=str(tiny_models["bert"]), keep_free_mb=7))
+    hook = processor.nlp.get_pipe("trf_tok2vec").after_sub_batch
+    assert processor.release.keywords == {"keep": 7 * 2**20}
+    assert hook._release is processor.release
+
+
 @pytest.mark.parametrize("chars", [0, 12_345])
 def test_the_worker_warms_its_vocabulary_as_set(tiny_models: dict[str, Path], chars: int) -> None:
     processor = build_processor(Settings(model=str(tiny_models["bert"]), vocab_warmup_chars=chars))

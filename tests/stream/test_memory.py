@@ -49,6 +49,41 @@ def test_freed_heap_is_returned_only_when_asked() -> None:
     assert r["freed"] - r["after"] > 150  # the release did
 
 
+KEEP = textwrap.dedent(
+    """
+    import json
+    from stream_trf.stream.memory import free_heap_bytes, release_freed_memory
+
+    def rss_mb():
+        return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+
+    blocks = [bytearray(2048) for _ in range(100_000)]
+    pin = bytearray(2048)
+    del blocks
+    free_mb = free_heap_bytes() / 2**20
+    freed = rss_mb()
+    kept = release_freed_memory(keep=400 * 2**20)  # more than is free: nothing goes
+    after_kept = rss_mb()
+    released = release_freed_memory(keep=50 * 2**20)  # less than is free: it goes
+    print(json.dumps({"free_mb": free_mb, "freed": freed, "after_kept": after_kept,
+                      "after": rss_mb(), "kept": kept, "released": released}))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; glibc only")
+def test_freed_heap_under_the_keep_figure_stays_and_above_it_goes() -> None:
+    """``keep_free_mb``: what the next buffers take again is not handed back (a page fault per
+    page when they do); more than that free is."""
+    out = subprocess.run(
+        [sys.executable, "-c", KEEP], capture_output=True, text=True, check=True
+    ).stdout
+    r = json.loads(out)
+    assert r["free_mb"] > 150  # the heap knows what it holds free
+    assert r["kept"] is False and abs(r["after_kept"] - r["freed"]) < 10
+    assert r["released"] is True and r["freed"] - r["after"] > 150
+
+
 def test_release_is_safe_to_call_repeatedly() -> None:
     assert release_freed_memory() == release_freed_memory()
 

@@ -29,7 +29,10 @@ class Topic:
     """A topic that fails sends as told: ``at_send`` raises from ``send`` (the producer refused
     before sending), ``at_ack`` fails the acknowledgement (the broker refused)."""
 
-    def __init__(self, at_send: Answer | None = None, at_ack: Answer | None = None) -> None:
+    def __init__(
+        self, at_send: Answer | None = None, at_ack: Answer | None = None, name: str = "t"
+    ) -> None:
+        self.name = name
         self.at_send = at_send or (lambda v: None)
         self.at_ack = at_ack or (lambda v: None)
         self.sent: list[tuple[bytes | None, bytes, Any]] = []
@@ -48,6 +51,31 @@ class Topic:
         else:
             fut.set_exception(err)
         return fut
+
+    def get_topic_name(self) -> str:
+        return self.name
+
+
+class Batches:
+    """``PartitionBatches`` as a broker would answer it: all of a topic's records in one batch,
+    whose acknowledgement fails as ``at_ack`` says for any of its values (a batch is refused
+    as a whole); a record over ``limit`` bytes is left out (None)."""
+
+    def __init__(self, at_ack: Answer | None = None, limit: int = 10**9) -> None:
+        self.at_ack = at_ack or (lambda v: None)
+        self.limit = limit
+        self.sent: list[tuple[str, list[bytes]]] = []
+
+    async def send(self, topic: str, records: list[Any]) -> list[Any]:
+        batched = [value for _, value, _ in records if len(value) <= self.limit]
+        self.sent.append((topic, batched))
+        fut = asyncio.get_running_loop().create_future()
+        errors = [e for e in map(self.at_ack, batched) if e is not None]
+        if errors:
+            fut.set_exception(errors[0])
+        else:
+            fut.set_result(None)
+        return [fut if len(value) <= self.limit else None for _, value, _ in records]
 
 
 SRC = Source("docs-in", 2, 40, b"key-1", (("traceparent", b"00-abc"),))
@@ -158,3 +186,43 @@ def test_which_errors_are_permanent() -> None:
         RuntimeError("anything unknown is retried"),
     ):
         assert permanent_failure(retriable) is None
+
+
+def test_batched_outputs_go_in_one_batch_per_topic_and_come_back_as_they_were() -> None:
+    out, dlq, batches = Topic(name="out"), Topic(name="dlq"), Batches()
+    letter = dead_letter(b"{}", SRC, "invalid_json", "not JSON")
+    outputs = [_enriched(0), Output("dead_letter", None, dumps(letter), SRC), _enriched(1)]
+    assert _run(Publisher(out, dlq, batches=batches), outputs) == outputs
+    assert [(t, len(v)) for t, v in batches.sent] == [("out", 2), ("dlq", 1)]
+    assert out.sent == dlq.sent == []  # nothing one by one
+
+
+def test_a_batch_refused_for_good_is_sent_again_one_by_one_and_only_the_culprit_is_lost() -> None:
+    """The broker refuses a whole batch for one record too large: each output of it is sent
+    alone, so the others are published and only that one becomes a dead letter."""
+    batches = Batches(at_ack=_big(1000))
+    out, dlq = Topic(at_ack=_big(1000)), Topic()
+    outputs = [_enriched(0), _enriched(1, size=5000), _enriched(2)]
+    published = _run(Publisher(out, dlq, batches=batches), outputs)
+    assert [o.kind for o in published] == ["enriched", "dead_letter", "enriched"]
+    assert published[1].reason == "output_too_large"
+    assert sorted(out.acked) == sorted([outputs[0].value, outputs[2].value])
+
+
+def test_a_record_over_the_request_limit_is_sent_alone_and_becomes_a_dead_letter() -> None:
+    batches = Batches(limit=1000)
+    out, dlq = Topic(at_send=_big(1000)), Topic()
+    outputs = [_enriched(0), _enriched(1, size=5000), _enriched(2)]
+    published = _run(Publisher(out, dlq, batches=batches), outputs)
+    assert [o.kind for o in published] == ["enriched", "dead_letter", "enriched"]
+    assert [len(v) for _, v in batches.sent[:1]] == [2]  # the two that fit, batched
+    assert [v for _, v, _ in out.sent] == [outputs[1].value]  # the big one alone
+
+
+def test_a_batch_that_fails_for_now_is_sent_again_until_acknowledged() -> None:
+    failures = iter([kafka_errors.KafkaTimeoutError()])
+    batches = Batches(at_ack=lambda v: next(failures, None))
+    publisher = Publisher(Topic(), Topic(), batches=batches, max_delay=0.01)
+    outputs = [_enriched(i) for i in range(3)]
+    assert _run(publisher, outputs) == outputs
+    assert publisher.stats.retries == 1 and len(batches.sent) == 2

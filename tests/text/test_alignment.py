@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import stream_trf.pipeline.wordpiecer  # noqa: F401  (registers the factory)
+from stream_trf.pipeline.extensions import align_docs
 from stream_trf.text.alignment import (
     Ragged,
     align_pieces,
@@ -596,6 +597,8 @@ def test_pipeline_alignment_fixed_texts_batched(tiny_dir: Path) -> None:
     nlp, tok = _pipeline(tiny_dir)
     docs = list(nlp.pipe(_FIXED_TEXTS, batch_size=4))
     assert [d.text for d in docs] == _FIXED_TEXTS
+    # all docs aligned in one pass (as trf_tok2vec does), not each on first use
+    align_docs([doc._.trf_pieces for doc in docs])
     for doc in docs:
         check_doc(doc, tok)
 
@@ -608,7 +611,9 @@ def test_pipeline_alignment_fixed_texts_batched(tiny_dir: Path) -> None:
 )
 def test_pipeline_alignment_property(tiny_dir: Path, texts: list[str]) -> None:
     nlp, tok = _pipeline(tiny_dir)
-    for doc in nlp.pipe(texts):
+    docs = list(nlp.pipe(texts))
+    align_docs([doc._.trf_pieces for doc in docs])
+    for doc in docs:
         check_doc(doc, tok)
 
 
