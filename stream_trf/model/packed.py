@@ -141,7 +141,34 @@ def packed_forward(
     types = np.concatenate(
         [t if t is not None else np.zeros(n, dtype=np.int64) for t, n in zip(type_ids, lengths)]
     ).astype(np.int64, copy=False)
-    positions = np.concatenate([np.arange(n, dtype=np.int64) for n in lengths])
+    last, states = packed_forward_flat(
+        model,
+        flat,
+        types,
+        lengths,
+        device,
+        output_hidden_states=output_hidden_states,
+        kernel=kernel,
+    )
+    return last, states, lengths
+
+
+def packed_forward_flat(
+    model: Any,
+    ids: IntArray,
+    type_ids: IntArray,
+    lengths: list[int],
+    device: torch.device,
+    *,
+    output_hidden_states: bool = False,
+    kernel: str | None = None,
+) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+    """:func:`packed_forward` on sequences already end to end: ``ids`` and ``type_ids`` flat,
+    ``lengths`` per sequence."""
+    total = int(sum(lengths))
+    n = np.asarray(lengths, dtype=np.int64)
+    positions = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(n) - n, n)
+    flat, types = ids, type_ids
     layout = _Layout(lengths, device, kernel or attention_kernel(device))
     hidden = model.embeddings(
         input_ids=torch.from_numpy(flat).to(device)[None],
@@ -153,4 +180,4 @@ def packed_forward(
         hidden = _layer(layer, hidden, layout)
         if states is not None:
             states.append(hidden)
-    return hidden, states, lengths
+    return hidden, states

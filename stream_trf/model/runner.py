@@ -23,7 +23,7 @@ import torch
 
 from ..errors import UnsupportedModel
 from .gpu import resolve_device, to_host
-from .packed import packed_forward, supports_packing
+from .packed import packed_forward, packed_forward_flat, supports_packing
 from .precision import apply_precision
 from .source import model_family
 from .traced import TRACE_MODES, TracedEncoder, trace_encoder
@@ -295,6 +295,73 @@ class TransformerRunner:
                 ids[half:], type_ids[half:], part(into, half, None), part(pool, half, None)
             )
 
+    def predict_pooled(
+        self,
+        ids: IntArray,
+        type_ids: IntArray | None,
+        starts: IntArray,
+        lengths: IntArray,
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """One sub-batch (padded, or packed where this runner packs) reduced as
+        :class:`PooledRows` are, for sequences given as ``(start, length)`` pairs into one flat
+        array of ids: each sequence's row sum, first row and last row, as three ``(n, width)``
+        arrays. No per-sequence object on the way in or out (``predict`` makes two per
+        sequence). Splits in halves on out-of-memory."""
+        if len(lengths) == 0:
+            empty = np.zeros((0, self.width), dtype=np.float32)
+            return empty, empty, empty
+        try:
+            with torch.inference_mode():
+                if self.packed:
+                    # the sequences end to end, gathered in one indexing
+                    where = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + (
+                        np.arange(int(lengths.sum()))
+                    )
+                    types = (
+                        type_ids[where]
+                        if type_ids is not None
+                        else np.zeros(len(where), dtype=np.int64)
+                    )
+                    packed_t, _ = packed_forward_flat(
+                        self.model, ids[where], types, lengths.tolist(), self.device
+                    )
+                    total = int(lengths.sum())
+                    self.stats.add(len(lengths), total, total)
+                    return _pooled_packed_arrays(packed_t, lengths)
+                longest = int(lengths.max())
+                steps = np.arange(longest)
+                mask = steps[None, :] < lengths[:, None]
+                # every position's place in ``ids``, clamped into its own sequence
+                where = starts[:, None] + np.minimum(steps[None, :], lengths[:, None] - 1)
+                inputs = {
+                    "input_ids": torch.from_numpy(np.where(mask, ids[where], self.pad_id)).to(
+                        self.device
+                    ),
+                    "attention_mask": torch.from_numpy(mask.astype(np.int64)).to(self.device),
+                }
+                if self._accepts_types and type_ids is not None:
+                    inputs["token_type_ids"] = torch.from_numpy(
+                        np.where(mask, type_ids[where], 0)
+                    ).to(self.device)
+                last_t = self.infer(inputs)
+                self.stats.add(len(lengths), int(lengths.sum()), len(lengths) * longest)
+                return _pooled_arrays(last_t, lengths)
+        except Exception as err:
+            if not _is_oom(err) or len(lengths) == 1:
+                raise
+            self.stats.oom_splits += 1
+            log.warning("out of memory on %d sequences: retrying in two halves", len(lengths))
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            half = len(lengths) // 2
+            a = self.predict_pooled(ids, type_ids, starts[:half], lengths[:half])
+            b = self.predict_pooled(ids, type_ids, starts[half:], lengths[half:])
+            return (
+                np.concatenate([a[0], b[0]]),
+                np.concatenate([a[1], b[1]]),
+                np.concatenate([a[2], b[2]]),
+            )
+
     def _predict_packed(
         self,
         ids: Sequence[IntArray],
@@ -400,27 +467,43 @@ def _float(t: torch.Tensor) -> torch.Tensor:
 
 
 def _pool_padded(last_t: torch.Tensor, lengths: list[int]) -> list[PooledRows]:
-    """Each padded sequence's :class:`PooledRows`, reduced on the model's device: one batched
-    matrix product sums the real rows (padding weighs 0), two gathers take the ends."""
+    """Each padded sequence's :class:`PooledRows` (see :func:`_pooled_arrays`)."""
+    sums, first, final = _pooled_arrays(last_t, lengths)
+    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
+
+
+def _pooled_arrays(
+    last_t: torch.Tensor, lengths: Sequence[int] | IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Padded sequences' row sums, first rows and last rows, reduced on the model's device: one
+    batched matrix product sums the real rows (padding weighs 0), two gathers take the ends."""
     x = _float(last_t)
-    n = torch.as_tensor(lengths, device=x.device)
+    n = torch.as_tensor(np.asarray(lengths), device=x.device)
     steps = torch.arange(x.shape[1], device=x.device)
     weights = (steps[None, :] < n[:, None]).to(x.dtype).unsqueeze(1)
     sums = to_host(torch.bmm(weights, x).squeeze(1))
     # copies (clone, gather): a view would keep the whole padded output alive on the host
     first = to_host(x[:, 0].clone())
-    final = to_host(x[torch.arange(len(lengths), device=x.device), n - 1])
-    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
+    final = to_host(x[torch.arange(len(n), device=x.device), n - 1])
+    return sums, first, final
 
 
 def _pool_packed(last_t: torch.Tensor, lengths: Sequence[int]) -> list[PooledRows]:
     """:func:`_pool_padded` for packed rows (all sequences end to end, no padding)."""
+    sums, first, final = _pooled_packed_arrays(last_t, lengths)
+    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
+
+
+def _pooled_packed_arrays(
+    last_t: torch.Tensor, lengths: Sequence[int] | IntArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """:func:`_pooled_arrays` for packed rows (all sequences end to end, no padding)."""
     x = _float(last_t)
-    n = torch.as_tensor(list(lengths), device=x.device)
+    n = torch.as_tensor(np.asarray(lengths), device=x.device)
     ends = torch.cumsum(n, 0)
     owner = torch.repeat_interleave(torch.arange(len(n), device=x.device), n)
     sums_t = torch.zeros((len(n), x.shape[1]), dtype=x.dtype, device=x.device)
     sums = to_host(sums_t.index_add_(0, owner, x))
     first = to_host(x[ends - n])
     final = to_host(x[ends - 1])
-    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(n))]
+    return sums, first, final

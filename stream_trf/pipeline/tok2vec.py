@@ -41,6 +41,7 @@ from .extensions import (
     set_vector_hooks,
 )
 from .listener import TransformerListener
+from .pooled_batch import PooledPlan, gather_pooled, plan_pooled
 from .prefetch import iter_ahead
 from .training import (
     PendingBackward,
@@ -65,12 +66,13 @@ class InFlight(NamedTuple):
     """A batch of docs whose sub-batches are on the model lanes."""
 
     docs: list[Doc]
-    inputs: ModelInputs
-    batches: list[list[int]]  # window indices per sub-batch
-    results: list[Future[list[SequenceOutput]]]  # per sub-batch
+    inputs: ModelInputs | None  # None on the pooled path over arrays (``plan``)
+    batches: list[list[int]]  # window (or, with ``plan``, sentence) indices per sub-batch
+    results: list[Future[Any]]  # per sub-batch: its outputs
     started: float
     rows: np.ndarray | None = None  # every doc's wordpiece rows, written by the lanes
     pooled: bool = False  # per-sentence reductions only (outputs="pooled")
+    plan: PooledPlan | None = None  # the pooled path over arrays (pipeline/pooled_batch.py)
 
 
 OUTPUTS = ("rows", "pooled")
@@ -336,6 +338,10 @@ class TransformerTok2Vec(BatchPipe):
         started = time.perf_counter()
         pooled = self._check_outputs() and not keep_rows
         runner = self.runner
+        if pooled:
+            plan = plan_pooled([_wordpieces(doc, self.name) for doc in docs], runner.max_length)
+            if plan is not None:  # every sentence fits: no windows, no per-sentence objects
+                return self._launch_plan(docs, plan, started)
         inputs = self.model_inputs(docs)
         ids, types = inputs.ids, inputs.types
         lanes = self.lanes
@@ -361,6 +367,30 @@ class TransformerTok2Vec(BatchPipe):
             for b in batches
         ]
         return InFlight(docs, inputs, batches, results, started, rows, pooled)
+
+    def _launch_plan(self, docs: list[Doc], plan: PooledPlan, started: float) -> InFlight:
+        """``launch`` for the pooled path over arrays: sub-batches of sentence indices."""
+        lanes = self.lanes
+        lengths = plan.lengths
+        cost = None if self.runner.packed else self.cfg["batch_cost"]
+        batches = make_batches(lengths, self._budget(lengths.tolist(), lanes.n), cost)
+        batches.sort(key=lambda b: len(b) * int(lengths[b[-1]]), reverse=True)  # biggest first
+        results = [
+            lanes.submit(self._run_pooled_sub_batch, plan, np.asarray(b, dtype=np.int64))
+            for b in batches
+        ]
+        return InFlight(docs, None, batches, results, started, None, True, plan)
+
+    def _run_pooled_sub_batch(
+        self, plan: PooledPlan, sentences: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One sub-batch of the plan's sentences on a lane, then the ``after_sub_batch`` hook."""
+        lengths = plan.lengths[sentences]
+        out = self.runner.predict_pooled(plan.ids, plan.type_ids, plan.starts[sentences], lengths)
+        hook = self.after_sub_batch
+        if hook is not None:
+            hook(int(lengths.sum()))
+        return out
 
     def _run_sub_batch(
         self,
@@ -422,15 +452,29 @@ class TransformerTok2Vec(BatchPipe):
     def finish(self, job: InFlight) -> list[Doc]:
         """Wait for a launched batch and set its docs' outputs and ``doc.tensor``."""
         docs = job.docs
-        outputs: list[SequenceOutput | None] = [None] * len(job.inputs.windows)
-        for batch, result in zip(job.batches, job.results):
-            for k, res in zip(batch, result.result()):
-                outputs[k] = res
-        model_s = time.perf_counter() - job.started
-        if job.pooled:
-            self._set_docs_pooled(docs, job.inputs, outputs)
+        if job.plan is not None:
+            plan = job.plan
+            sums, class_rows = gather_pooled(
+                plan,
+                [np.asarray(b, dtype=np.int64) for b in job.batches],
+                [result.result() for result in job.results],
+                self.runner.width,
+            )
+            model_s = time.perf_counter() - job.started
+            self._assign_pooled(
+                docs, plan.wordpieces, sums, class_rows, plan.doc_sentences.tolist(), None
+            )
         else:
-            self._set_docs(docs, job.inputs, outputs, job.rows)
+            assert job.inputs is not None
+            outputs: list[SequenceOutput | None] = [None] * len(job.inputs.windows)
+            for batch, result in zip(job.batches, job.results):
+                for k, res in zip(batch, result.result()):
+                    outputs[k] = res
+            model_s = time.perf_counter() - job.started
+            if job.pooled:
+                self._set_docs_pooled(docs, job.inputs, outputs)
+            else:
+                self._set_docs(docs, job.inputs, outputs, job.rows)
         per_doc = model_s / max(len(docs), 1)
         for doc in docs:
             doc._.trf_outputs.timings["transformer_s"] = per_doc
@@ -536,12 +580,25 @@ class TransformerTok2Vec(BatchPipe):
                 sums[at] = stitched.sum(axis=0)
                 class_rows[at] = stitched[-1] if last_class[d] else stitched[0]
                 windowed[d] += len(stitched)
-        empty = np.zeros((0, width), dtype=np.float32)
+        self._assign_pooled(docs, wps, sums, class_rows, sent_offsets, windowed)
+
+    def _assign_pooled(
+        self,
+        docs: list[Doc],
+        wps: list[DocWordpieces],
+        sums: np.ndarray,
+        class_rows: np.ndarray,
+        sent_offsets: list[int],
+        windowed: list[int] | None,
+    ) -> None:
+        """Each doc's pooled outputs: its sentences' slice of ``sums`` and ``class_rows``."""
+        runner = self.runner
+        empty = np.zeros((0, runner.width), dtype=np.float32)
         for d, doc in enumerate(docs):
             a, b = sent_offsets[d], sent_offsets[d + 1]
             doc._.trf_outputs = TransformerOutputs(
                 last_hidden_state=None,
-                windowed_wordpieces=windowed[d],
+                windowed_wordpieces=windowed[d] if windowed is not None else 0,
                 model_name=runner.name,
                 pooled=PooledOutputs(
                     sentence_sums=sums[a:b],

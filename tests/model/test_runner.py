@@ -93,6 +93,49 @@ def test_out_of_memory_splits_the_batch_when_traced(tiny_models) -> None:
 @pytest.mark.parametrize(
     ("packing", "trace"), [("off", "off"), ("off", "on"), ("on", "off")], ids=str
 )
+def test_predict_pooled_reduces_each_sequence_as_predict_does_and_splits_on_oom(
+    tiny_models, packing: str, trace: str
+) -> None:
+    """Sequences as (start, length) pairs into one flat array, with token types: each one's
+    row sum, first and last row, as ``predict`` gives them (padded, traced, packed); padded
+    runs split in halves on out-of-memory."""
+    runner = TransformerRunner(tiny_models["bert"], packing=packing, trace=trace)
+    assert runner.packed == (packing == "on")
+    ids = [np.array([2, 10 + i, 11, 12, 13, 3][: 3 + i % 4], dtype=np.int64) for i in range(8)]
+    types = [np.arange(len(x), dtype=np.int64) % 2 for x in ids]
+    flat, flat_types = (
+        np.concatenate([np.array([7, 7]), *ids]),
+        np.concatenate([np.zeros(2, np.int64), *types]),
+    )  # two ids before the first sequence: starts are offsets, not from 0
+    lengths = np.array([len(x) for x in ids])
+    starts = 2 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    want = runner.predict(ids, types, pool=[True] * 8)
+    sums, first, last = runner.predict_pooled(flat, flat_types, starts, lengths)
+    for i, out in enumerate(want):
+        np.testing.assert_allclose(sums[i], out.pooled.sum, atol=1e-5)
+        np.testing.assert_allclose(first[i], out.pooled.first, atol=1e-6)
+        np.testing.assert_allclose(last[i], out.pooled.last, atol=1e-6)
+    if runner.packed:
+        return
+    infer, calls = runner.infer, []
+
+    def flaky(inputs):
+        calls.append(inputs["input_ids"].shape[0])
+        if inputs["input_ids"].shape[0] > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return infer(inputs)
+
+    runner.infer = flaky  # type: ignore[method-assign]
+    split = runner.predict_pooled(flat, flat_types, starts, lengths)
+    assert calls[0] == 8 and max(calls[1:]) <= 4 and runner.stats.oom_splits >= 3
+    assert sum(n for n in calls if n <= 2) == 8  # every sequence computed once, in halves
+    for a, b in zip((sums, first, last), split):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("packing", "trace"), [("off", "off"), ("off", "on"), ("on", "off")], ids=str
+)
 def test_pooled_sequences_are_the_sums_and_ends_of_their_rows(
     tiny_models, packing: str, trace: str
 ) -> None:

@@ -64,6 +64,27 @@ def test_pooled_outputs_reduce_each_sentences_rows(tiny_dir: Path) -> None:
     _assert_pooled_reduces_rows(want, got)
 
 
+def test_batches_whose_sentences_fit_take_the_path_over_arrays(tiny_dir: Path) -> None:
+    """No sentence needs windows: the batch goes through ``predict_pooled`` in sub-batches of
+    sentence indices (pipeline/pooled_batch.py), and reduces the rows all the same (every
+    family: XLNet's class token is last, GPT-2 has none, BERT's token types)."""
+    texts = [*TEXTS, *CORPUS[:10]]
+    rows, pooled = _both(tiny_dir, words_per_batch=200, lanes=2)
+    runner = pooled.get_pipe("trf_tok2vec").runner
+    sizes: list[int] = []
+    predict = runner.predict_pooled
+
+    def counted(ids, type_ids, starts, lengths):
+        sizes.append(len(lengths))
+        return predict(ids, type_ids, starts, lengths)
+
+    runner.predict_pooled = counted
+    got = list(pooled.pipe(texts, batch_size=len(texts)))
+    want = list(rows.pipe(texts, batch_size=len(texts)))
+    assert len(sizes) > 1 and sum(sizes) == sum(d._.trf_pieces.n_sentences for d in got)
+    _assert_pooled_reduces_rows(want, got)
+
+
 @pytest.mark.parametrize("packing", ["off", "on"])
 @pytest.mark.parametrize("trace", ["off", "on"])
 def test_pooled_outputs_on_every_model_path(tiny_models, packing: str, trace: str) -> None:

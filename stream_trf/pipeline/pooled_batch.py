@@ -1,0 +1,100 @@
+"""A batch of docs through the model for pooled outputs, as arrays over its sentences.
+
+With ``outputs="pooled"`` a doc needs, per sentence, the sum of its rows and its class-token row.
+When every sentence of a batch fits the model in one window (nearly always), nothing about a
+sentence needs an object of its own: the batch's wordpiece ids are one flat array, a sentence
+is a ``(start, length)`` pair into it, each sub-batch is an array of sentence indices, and what
+the lanes return per sub-batch (row sums, first and last rows: ``TransformerRunner.
+predict_pooled``) lands in the batch's arrays by index. Per-sentence windows, outputs and loops
+cost more than the rest of the step on a fast device. A batch with a sentence longer than the
+model takes ``trf_tok2vec``'s general path (windows, stitched rows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from .extensions import DocWordpieces
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class PooledPlan:
+    """Every sentence of a batch of docs as one model sequence."""
+
+    wordpieces: list[DocWordpieces]  # per doc
+    ids: IntArray  # every doc's wordpiece ids, end to end
+    type_ids: IntArray | None  # the same for token types, when the model uses them
+    starts: IntArray  # per sentence: where its wordpieces start in ``ids``
+    lengths: IntArray  # per sentence: its wordpieces, boundary tokens included
+    class_last: npt.NDArray[np.bool_]  # per sentence: its class token is its last row
+    doc_sentences: IntArray  # (n_docs + 1,): where each doc's sentences start
+
+    def doc_lengths(self, d: int) -> IntArray:
+        """Doc ``d``'s sentence lengths (its own array)."""
+        return self.lengths[self.doc_sentences[d] : self.doc_sentences[d + 1]].copy()
+
+
+def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan | None:
+    """The plan for ``wps``, or None when a sentence is longer than ``max_length`` (it needs
+    windows)."""
+    n = len(wps)
+    n_sent = np.fromiter((wp.n_sentences for wp in wps), dtype=np.int64, count=n)
+    n_wp = np.fromiter((len(wp.ids) for wp in wps), dtype=np.int64, count=n)
+    doc_sentences = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(n_sent, out=doc_sentences[1:])
+    if not n or not doc_sentences[-1]:
+        empty = np.zeros(0, dtype=np.int64)
+        return PooledPlan(list(wps), empty, None, empty, empty, empty.astype(bool), doc_sentences)
+    bounds = np.concatenate([wp.sentence_starts[:-1] for wp in wps]) + np.repeat(
+        np.cumsum(n_wp) - n_wp, n_sent
+    )
+    lengths = np.concatenate([np.diff(wp.sentence_starts) for wp in wps]).astype(np.int64)
+    if int(lengths.max()) > max_length:
+        return None
+    with_types = any(wp.type_ids is not None for wp in wps)
+    type_ids = (
+        np.concatenate(
+            [
+                wp.type_ids if wp.type_ids is not None else np.zeros(len(wp.ids), np.int64)
+                for wp in wps
+            ]
+        )
+        if with_types
+        else None
+    )
+    class_last = np.repeat(
+        np.fromiter((wp.class_token == -1 for wp in wps), dtype=bool, count=n), n_sent
+    )
+    return PooledPlan(
+        wordpieces=list(wps),
+        ids=np.concatenate([wp.ids for wp in wps]).astype(np.int64, copy=False),
+        type_ids=type_ids,
+        starts=bounds.astype(np.int64),
+        lengths=lengths,
+        class_last=class_last,
+        doc_sentences=doc_sentences,
+    )
+
+
+def gather_pooled(
+    plan: PooledPlan,
+    batches: Sequence[IntArray],
+    results: Sequence[tuple[FloatArray, FloatArray, FloatArray]],
+    width: int,
+) -> tuple[FloatArray, FloatArray]:
+    """Per sentence of the plan, its row sum and its class-token row, from each sub-batch's
+    ``(sums, first rows, last rows)`` (sub-batch ``k`` holds the sentences ``batches[k]``)."""
+    total = len(plan.lengths)
+    sums = np.zeros((total, width), dtype=np.float32)
+    class_rows = np.zeros((total, width), dtype=np.float32)
+    for idx, (batch_sums, first, last) in zip(batches, results):
+        sums[idx] = batch_sums
+        class_rows[idx] = np.where(plan.class_last[idx, None], last, first)
+    return sums, class_rows
