@@ -409,6 +409,13 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-02",
             ),
             e(
+                "host-ab-cpu-2.json",
+                what="Host-side cost, second round of issue 29 (alignment on first use, record "
+                "batches per partition, the agent's own intake, freed heap kept): against "
+                "c00e9d3, 3 rounds alternating, ratios with and without the model's forward",
+                date="2026-12-02",
+            ),
+            e(
                 "lag-burst-cpu.json",
                 what="Consumer lag after a 3,000-doc burst: its peak and the time one worker "
                 "takes to catch up (machine shared: indicative)",
