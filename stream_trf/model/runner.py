@@ -278,12 +278,7 @@ class TransformerRunner:
                 out = self.forward(inputs)
                 return self._unpad(out, [len(x) for x in ids], into, pool)
         except Exception as err:
-            if not _is_oom(err) or len(ids) == 1:
-                raise
-            self.stats.oom_splits += 1
-            log.warning("out of memory on %d sequences: retrying in two halves", len(ids))
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._split_after(err, len(ids))
             half = len(ids) // 2
 
             def part(xs: Sequence[Any] | None, a: int, b: int | None) -> Any:
@@ -294,6 +289,16 @@ class TransformerRunner:
             ) + self.predict(
                 ids[half:], type_ids[half:], part(into, half, None), part(pool, half, None)
             )
+
+    def _split_after(self, err: Exception, n: int) -> None:
+        """Re-raise ``err`` unless it is an out-of-memory error on more than one sequence;
+        otherwise count it and free the device's cache: the caller retries in two halves."""
+        if not _is_oom(err) or n == 1:
+            raise err
+        self.stats.oom_splits += 1
+        log.warning("out of memory on %d sequences: retrying in two halves", n)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def predict_pooled(
         self,
@@ -347,12 +352,7 @@ class TransformerRunner:
                 self.stats.add(len(lengths), int(lengths.sum()), len(lengths) * longest)
                 return _pooled_arrays(last_t, lengths)
         except Exception as err:
-            if not _is_oom(err) or len(lengths) == 1:
-                raise
-            self.stats.oom_splits += 1
-            log.warning("out of memory on %d sequences: retrying in two halves", len(lengths))
-            if self.device.type == "cuda":
-                torch.cuda.empty_cache()
+            self._split_after(err, len(lengths))
             half = len(lengths) // 2
             a = self.predict_pooled(ids, type_ids, starts[:half], lengths[:half])
             b = self.predict_pooled(ids, type_ids, starts[half:], lengths[half:])
