@@ -33,7 +33,7 @@ import time
 
 import orjson
 
-from stream_trf.stream.memory import configure_allocator
+from stream_trf.stream.memory import configure_allocator, release_freed_memory
 
 ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ap.add_argument("threshold_mb", type=float, help="mmap threshold (0: glibc's own)")
@@ -48,18 +48,20 @@ setup = configure_allocator(args.threshold_mb, args.huge == "1")
 
 import stream_trf  # noqa: E402  (after the allocator setup, as the worker does)
 from bench.harness.corpus import default_data_path, read_texts  # noqa: E402
-from stream_trf.stream import processor as proc_module  # noqa: E402
 from stream_trf.stream.enrich import ModelInfo  # noqa: E402
 from stream_trf.stream.processor import BatchProcessor, RawMessage  # noqa: E402
 from stream_trf.stream.records import Source  # noqa: E402
 
 PER_PASS = 2048
 
-if args.trim == "0":
-    proc_module.release_freed_memory = lambda: False
 texts = read_texts(default_data_path(), PER_PASS * max(1, args.new_docs_passes))
 nlp = stream_trf.load(trace=args.trace)
-proc = BatchProcessor(nlp, ModelInfo("bench", "1"), batch_size=args.pipe_batch)
+proc = BatchProcessor(
+    nlp,
+    ModelInfo("bench", "1"),
+    batch_size=args.pipe_batch,
+    release=(lambda: False) if args.trim == "0" else release_freed_memory,
+)
 msgs = [
     RawMessage(orjson.dumps({"id": str(i), "text": t}), Source("in", 0, i))
     for i, t in enumerate(texts)
