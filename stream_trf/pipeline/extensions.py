@@ -64,18 +64,18 @@ class DocWordpieces:
     @property
     def alignment(self) -> Ragged:
         """Token → content wordpieces (boundary tokens excluded)."""
-        if self._aligned is None:
-            align_docs([self])
-        assert self._aligned is not None
-        return self._aligned[0]
+        return self._align()[0]
 
     @property
     def rebuild(self) -> RebuildMatrix:
         """``W``, tokens × wordpieces: ``doc.tensor = W @ rows``."""
+        return self._align()[1]
+
+    def _align(self) -> tuple[Ragged, RebuildMatrix]:
         if self._aligned is None:
             align_docs([self])
         assert self._aligned is not None
-        return self._aligned[1]
+        return self._aligned
 
     def sentence(self, i: int) -> slice:
         return slice(int(self.sentence_starts[i]), int(self.sentence_starts[i + 1]))

@@ -12,7 +12,7 @@ import shutil
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NamedTuple, cast
@@ -67,7 +67,7 @@ class InFlight(NamedTuple):
 
     docs: list[Doc]
     inputs: ModelInputs | None  # None on the pooled path over arrays (``plan``)
-    batches: list[list[int]]  # window (or, with ``plan``, sentence) indices per sub-batch
+    batches: Sequence[Any]  # per sub-batch: window indices, or with ``plan`` sentence indices
     results: list[Future[Any]]  # per sub-batch: its outputs
     started: float
     rows: np.ndarray | None = None  # every doc's wordpiece rows, written by the lanes
@@ -375,11 +375,9 @@ class TransformerTok2Vec(BatchPipe):
         cost = None if self.runner.packed else self.cfg["batch_cost"]
         batches = make_batches(lengths, self._budget(lengths.tolist(), lanes.n), cost)
         batches.sort(key=lambda b: len(b) * int(lengths[b[-1]]), reverse=True)  # biggest first
-        results = [
-            lanes.submit(self._run_pooled_sub_batch, plan, np.asarray(b, dtype=np.int64))
-            for b in batches
-        ]
-        return InFlight(docs, None, batches, results, started, None, True, plan)
+        index = [np.asarray(b, dtype=np.int64) for b in batches]
+        results = [lanes.submit(self._run_pooled_sub_batch, plan, idx) for idx in index]
+        return InFlight(docs, None, index, results, started, None, True, plan)
 
     def _run_pooled_sub_batch(
         self, plan: PooledPlan, sentences: np.ndarray
@@ -455,10 +453,7 @@ class TransformerTok2Vec(BatchPipe):
         if job.plan is not None:
             plan = job.plan
             sums, class_rows = gather_pooled(
-                plan,
-                [np.asarray(b, dtype=np.int64) for b in job.batches],
-                [result.result() for result in job.results],
-                self.runner.width,
+                plan, job.batches, [result.result() for result in job.results], self.runner.width
             )
             model_s = time.perf_counter() - job.started
             self._assign_pooled(
