@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import ExtensionConflict, StreamTrfError
+from .errors import ExtensionConflict, StreamTrfError, UsageError
 from .model.gpu import prefer_gpu, require_cpu
 from .model.source import DEFAULT_MODEL
 
@@ -27,6 +27,7 @@ def load(
     lang: str = "en",
     words_per_batch: int | None = None,
     classifier: str | Path | bool | None = "auto",
+    alignment: bool | None = None,
     **tok2vec_config: Any,
 ) -> Any:
     """A spaCy pipeline with the transformer: ``[sentencizer, trf_wordpiecer, trf_tok2vec]``,
@@ -40,9 +41,13 @@ def load(
     for this model; ``"auto"`` (default) adds the shipped Debian-sections head when ``model`` is
     the default model; ``None``/``False`` adds none.
 
+    ``alignment=False`` skips what only the token ↔ wordpiece alignment needs (the pieces'
+    character offsets): for a pipeline that keeps no ``doc.tensor`` (``doc_tensor=False``)
+    and never asks for token vectors or ``doc._.trf_alignment``.
+
     ``words_per_batch`` and the other ``trf_tok2vec`` settings (``precision``, ``device``, …)
     apply to saved pipelines and model packages too, overriding what was saved; left out, a
-    saved pipeline keeps its own.
+    saved pipeline keeps its own (``alignment`` too).
     """
     import spacy
 
@@ -57,18 +62,22 @@ def load(
     if saved or (isinstance(model, str) and not path.exists() and spacy.util.is_package(model)):
         # A saved pipeline or an installed model package (stream-trf package).
         nlp = _load_saved(path) if saved else spacy.load(str(model))
-        return _override(nlp, overrides)
+        return _check_alignment(_override(nlp, overrides), alignment)
     from .pipeline.tok2vec import DEFAULT_CONFIG
 
     overrides.setdefault("words_per_batch", DEFAULT_CONFIG["words_per_batch"])
     model_dir = str(resolve_model_dir(str(model)))
     nlp = spacy.blank(lang)
     nlp.add_pipe("sentencizer")
-    nlp.add_pipe("trf_wordpiecer", config={"model": model_dir})
+    nlp.add_pipe(
+        "trf_wordpiecer",
+        config={"model": model_dir, "alignment": True if alignment is None else alignment},
+    )
     nlp.add_pipe(
         "trf_tok2vec",
         config={"model": model_dir, **overrides},
     )
+    _check_alignment(nlp, None)
     nlp.initialize()
     head_dir = _classifier_dir(classifier, model_dir)
     if head_dir is not None:
@@ -119,6 +128,27 @@ def _override(nlp: Any, overrides: dict[str, Any]) -> Any:
     elif "lanes" in changed and tok2vec._lanes is not None:
         tok2vec._lanes.close()
         tok2vec._lanes = None
+    return nlp
+
+
+def _check_alignment(nlp: Any, alignment: bool | None) -> Any:
+    """Set the wordpiecer's ``alignment`` when given, and refuse a pipeline that would rebuild
+    ``doc.tensor`` without it (every batch would fail)."""
+    if "trf_wordpiecer" not in nlp.pipe_names:
+        return nlp
+    wordpiecer = nlp.get_pipe("trf_wordpiecer")
+    if alignment is not None:
+        wordpiecer.cfg["alignment"] = alignment
+    tok2vec = nlp.get_pipe("trf_tok2vec") if "trf_tok2vec" in nlp.pipe_names else None
+    if (
+        not wordpiecer.cfg.get("alignment", True)
+        and tok2vec is not None
+        and tok2vec.cfg.get("doc_tensor", True)
+    ):
+        raise UsageError(
+            "alignment=False keeps no token <-> wordpiece alignment, and trf_tok2vec needs it "
+            "to rebuild doc.tensor: pass doc_tensor=False too, or leave alignment on."
+        )
     return nlp
 
 

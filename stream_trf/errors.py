@@ -48,6 +48,11 @@ class RowsNotKept(StreamTrfError):
     per-token rows, which that mode does not keep."""
 
 
+class AlignmentNotKept(StreamTrfError):
+    """A doc whose wordpiecer ran with ``alignment=False`` was asked for its token ↔
+    wordpiece alignment (``doc.tensor``, token vectors, ``doc._.trf_alignment``)."""
+
+
 class ExtensionConflict(StreamTrfError):
     """Another library registered one of stream_trf's ``doc._.trf_*`` attributes with a
     different meaning."""

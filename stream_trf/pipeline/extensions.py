@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
 from spacy.tokens import Doc, Span, Token
 
-from ..errors import ExtensionConflict, RowsNotKept
+from ..errors import AlignmentNotKept, ExtensionConflict, RowsNotKept
 from ..text.alignment import Ragged, RebuildMatrix, align_pieces, invert, rebuild, rebuild_matrix
 
 IntArray = npt.NDArray[np.int64]
@@ -51,8 +51,9 @@ class DocWordpieces:
     text: str = ""  # the doc's text
     token_spans: IntArray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
     # (n_tok, 3): each token's start character, length, and whether it is whitespace
-    piece_chars: IntArray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
-    # (n_wp, 2): each wordpiece's character span in the text (boundary tokens: -1)
+    piece_chars: IntArray | None = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    # (n_wp, 2): each wordpiece's character span in the text (boundary tokens: -1); None when
+    # the wordpiecer ran with alignment=False
     sentence_tokens: IntArray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     # (n_sent, 2): each encoded sentence's first and last non-whitespace token
     _aligned: tuple[Ragged, RebuildMatrix] | None = field(default=None, repr=False)
@@ -103,6 +104,14 @@ def align_docs(wps: Sequence[DocWordpieces]) -> None:
     todo = [wp for wp in wps if wp._aligned is None]
     if not todo:
         return
+    if any(wp.piece_chars is None for wp in todo):
+        raise AlignmentNotKept(
+            "This needs the token <-> wordpiece alignment (doc.tensor, token or span vectors, "
+            "doc._.trf_alignment), but trf_wordpiecer ran with alignment=False and did not "
+            "keep the wordpieces' character offsets. Load the pipeline with alignment=True "
+            "(stream_trf.load(..., alignment=True)); the worker does so when records carry "
+            "tokens or wordpieces (--emit-tokens, --emit-wordpieces)."
+        )
     n = len(todo)
     n_tok = np.fromiter((len(wp.token_spans) for wp in todo), dtype=np.int64, count=n)
     n_wp = np.fromiter((len(wp.ids) for wp in todo), dtype=np.int64, count=n)
@@ -110,7 +119,8 @@ def align_docs(wps: Sequence[DocWordpieces]) -> None:
     tok_starts, wp_starts, char_starts = _starts(n_tok), _starts(n_wp), _starts(n_chars)
     tokens = np.concatenate([wp.token_spans for wp in todo])
     pieces = (
-        np.concatenate([wp.piece_chars for wp in todo]) + np.repeat(char_starts[:-1], n_wp)[:, None]
+        np.concatenate([cast(IntArray, wp.piece_chars) for wp in todo])
+        + np.repeat(char_starts[:-1], n_wp)[:, None]
     )
     # per piece: the first and last token of its sentence, batch-wide
     sentence_tokens = (
@@ -189,12 +199,48 @@ class TransformerOutputs:
         return self.last_hidden_state
 
 
-def _wp(doc: Doc) -> DocWordpieces | None:
-    return doc._.trf_pieces
+# ``doc._.NAME`` lives in ``doc.user_data[("._.", NAME, None, None)]`` (spaCy's Underscore);
+# the per-document paths read and write it there, without the Underscore object every
+# ``doc._`` access builds (2.6 µs a read, against 0.1). tests/pipeline/test_extensions.py
+# checks that both ways see the same value.
+_PIECES_KEY = ("._.", "trf_pieces", None, None)
+_OUTPUTS_KEY = ("._.", "trf_outputs", None, None)
 
 
-def _out(doc: Doc) -> TransformerOutputs | None:
-    return doc._.trf_outputs
+def _data(doc: Doc) -> dict[Any, Any]:
+    return cast(dict[Any, Any], doc.user_data)  # typed with str keys; Underscore's are tuples
+
+
+def doc_pieces(doc: Doc) -> DocWordpieces | None:
+    """``doc._.trf_pieces``."""
+    return _data(doc).get(_PIECES_KEY)
+
+
+def set_doc_pieces(doc: Doc, pieces: DocWordpieces) -> None:
+    """``doc._.trf_pieces = pieces``."""
+    _data(doc)[_PIECES_KEY] = pieces
+
+
+def doc_outputs(doc: Doc) -> TransformerOutputs | None:
+    """``doc._.trf_outputs``."""
+    return _data(doc).get(_OUTPUTS_KEY)
+
+
+def set_doc_outputs(doc: Doc, outputs: TransformerOutputs) -> None:
+    """``doc._.trf_outputs = outputs``."""
+    _data(doc)[_OUTPUTS_KEY] = outputs
+
+
+_GRADIENT_KEY = ("._.", "trf_d_last_hidden_state", None, None)
+
+
+def clear_doc_gradient(doc: Doc) -> None:
+    """``doc._.trf_d_last_hidden_state = None`` (its default)."""
+    _data(doc).pop(_GRADIENT_KEY, None)
+
+
+_wp = doc_pieces
+_out = doc_outputs
 
 
 def _word_pieces(doc: Doc) -> IntArray | None:

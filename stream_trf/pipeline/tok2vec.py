@@ -37,7 +37,11 @@ from .extensions import (
     PooledOutputs,
     TransformerOutputs,
     align_docs,
+    clear_doc_gradient,
+    doc_outputs,
+    doc_pieces,
     install_extensions,
+    set_doc_outputs,
     set_vector_hooks,
 )
 from .listener import TransformerListener
@@ -472,7 +476,7 @@ class TransformerTok2Vec(BatchPipe):
                 self._set_docs(docs, job.inputs, outputs, job.rows)
         per_doc = model_s / max(len(docs), 1)
         for doc in docs:
-            doc._.trf_outputs.timings["transformer_s"] = per_doc
+            cast(TransformerOutputs, doc_outputs(doc)).timings["transformer_s"] = per_doc
         return docs
 
     def _set_docs(
@@ -530,15 +534,18 @@ class TransformerTok2Vec(BatchPipe):
             tensors = rebuild_batch([wp.rebuild for wp in wps], rows)[0]
         for d, doc in enumerate(docs):
             a, b = offsets[d], offsets[d + 1]
-            doc._.trf_outputs = TransformerOutputs(
-                last_hidden_state=rows[a:b],
-                hidden_states=[h[a:b] for h in hidden] if keep_hidden else None,
-                attentions=attentions[d] if keep_attentions else None,
-                attention_pieces=attention_pieces[d] if keep_attentions else None,
-                windowed_wordpieces=windowed[d],
-                model_name=runner.name,
+            set_doc_outputs(
+                doc,
+                TransformerOutputs(
+                    last_hidden_state=rows[a:b],
+                    hidden_states=[h[a:b] for h in hidden] if keep_hidden else None,
+                    attentions=attentions[d] if keep_attentions else None,
+                    attention_pieces=attention_pieces[d] if keep_attentions else None,
+                    windowed_wordpieces=windowed[d],
+                    model_name=runner.name,
+                ),
             )
-            doc._.trf_d_last_hidden_state = None  # created by training (update) only
+            clear_doc_gradient(doc)  # created by training (update) only
             if tensors is not None:
                 doc.tensor = cast(Any, tensors[d])
             else:  # built on first use (extensions.token_rows); a reused doc's old rows go
@@ -588,20 +595,24 @@ class TransformerTok2Vec(BatchPipe):
     ) -> None:
         """Each doc's pooled outputs: its sentences' slice of ``sums`` and ``class_rows``."""
         runner = self.runner
+        name = runner.name
         empty = np.zeros((0, runner.width), dtype=np.float32)
         for d, doc in enumerate(docs):
             a, b = sent_offsets[d], sent_offsets[d + 1]
-            doc._.trf_outputs = TransformerOutputs(
-                last_hidden_state=None,
-                windowed_wordpieces=windowed[d] if windowed is not None else 0,
-                model_name=runner.name,
-                pooled=PooledOutputs(
-                    sentence_sums=sums[a:b],
-                    class_rows=class_rows[a:b],
-                    sentence_lengths=np.diff(wps[d].sentence_starts),
+            set_doc_outputs(
+                doc,
+                TransformerOutputs(
+                    last_hidden_state=None,
+                    windowed_wordpieces=windowed[d] if windowed is not None else 0,
+                    model_name=name,
+                    pooled=PooledOutputs(
+                        sentence_sums=sums[a:b],
+                        class_rows=class_rows[a:b],
+                        sentence_lengths=np.diff(wps[d].sentence_starts),
+                    ),
                 ),
             )
-            doc._.trf_d_last_hidden_state = None
+            clear_doc_gradient(doc)
             doc.tensor = cast(Any, empty)
             set_vector_hooks(doc)
 
@@ -853,7 +864,7 @@ def _single_window(owners: list[tuple[int, int]]) -> list[bool]:
 
 
 def _wordpieces(doc: Doc, component: str) -> DocWordpieces:
-    wp = doc._.trf_pieces
+    wp = doc_pieces(doc)
     if wp is None:
         raise MissingWordpieces(
             f"{component} got a doc without wordpieces. Put trf_wordpiecer before it: "

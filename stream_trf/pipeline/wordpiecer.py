@@ -21,21 +21,28 @@ from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
 from ..text.wordpieces import class_token_position, tokenize_sentences
 from .base import BatchPipe
-from .extensions import DocWordpieces, _starts, install_extensions
+from .extensions import DocWordpieces, _starts, install_extensions, set_doc_pieces
 
 install_extensions()
 
 
 @Language.factory(
     "trf_wordpiecer",
-    default_config={"model": DEFAULT_MODEL},
+    default_config={"model": DEFAULT_MODEL, "alignment": True},
 )
-def make_wordpiecer(nlp: Language, name: str, model: str) -> TransformerWordpiecer:
+def make_wordpiecer(
+    nlp: Language, name: str, model: str, alignment: bool = True
+) -> TransformerWordpiecer:
     """Tokenize each sentence with the model's own tokenizer and align it to spaCy's tokens.
 
     model: a model name or directory (resolved locally; nothing is downloaded).
+    alignment: keep what the token ↔ wordpiece alignment is computed from (the pieces'
+        character offsets). False skips reading them, for a pipeline that needs no
+        ``doc.tensor``, token vectors or alignment (``trf_tok2vec`` with ``outputs="pooled"``
+        and ``doc_tensor=False``: the worker's, unless its records carry tokens or wordpieces);
+        asking such a doc for its alignment raises :class:`~stream_trf.errors.AlignmentNotKept`.
     """
-    return TransformerWordpiecer(nlp.vocab, model=model, name=name)
+    return TransformerWordpiecer(nlp.vocab, model=model, name=name, alignment=alignment)
 
 
 class TransformerWordpiecer(BatchPipe):
@@ -44,11 +51,15 @@ class TransformerWordpiecer(BatchPipe):
     hf_dir_name = "tokenizer"
 
     def __init__(
-        self, vocab: Any, model: str = DEFAULT_MODEL, name: str = "trf_wordpiecer"
+        self,
+        vocab: Any,
+        model: str = DEFAULT_MODEL,
+        name: str = "trf_wordpiecer",
+        alignment: bool = True,
     ) -> None:
         self.vocab = vocab
         self.name = name
-        self.cfg: dict[str, Any] = {"model": model}
+        self.cfg: dict[str, Any] = {"model": model, "alignment": alignment}
         self._tokenizer: Any = None
         self._class_token: int | None = None
         self._unk_id: int | None = None
@@ -81,8 +92,9 @@ class TransformerWordpiecer(BatchPipe):
         Sentences are found for the whole batch at once, over the docs' token arrays end to end
         (per-doc array calls were a third of this component's time, and it runs beside the
         model). The alignment to spaCy's tokens is left for first use (``DocWordpieces``): each
-        doc keeps the character spans it is computed from."""
+        doc keeps the character spans it is computed from, unless ``alignment`` is off."""
         tokenizer = self.tokenizer
+        keep = bool(self.cfg.get("alignment", True))
         n_docs = len(docs)
         arrays = [_token_array(doc, self.name) for doc in docs]
         doc_texts = [_text(doc, arr) for doc, arr in zip(docs, arrays)]
@@ -101,34 +113,41 @@ class TransformerWordpiecer(BatchPipe):
         global_chars = sentences[:, 3:5] + char_starts[sentences[:, 0], None]
         texts = [whole[a:b] for a, b in global_chars.tolist()]
         # offsets relative to each sentence's doc
-        batch = tokenize_sentences(tokenizer, texts, sentences[:, 3].tolist())
+        batch = tokenize_sentences(tokenizer, texts, sentences[:, 3].tolist(), offsets=keep)
         sent_tokens = sentences[:, 1:3] - tok_starts[sentences[:, 0], None]  # doc-relative
         sent_chars = sentences[:, 3:5]  # doc-relative character spans
         spans = tokens[:, [_IDX, _LENGTH, _IS_SPACE]]
-        is_boundary = batch.starts < 0
-        piece_chars = np.stack([batch.starts, batch.ends], axis=1)
+        is_boundary = batch.is_boundary
+        piece_chars = (
+            np.stack([batch.starts, batch.ends], axis=1)
+            if batch.starts is not None and batch.ends is not None
+            else None
+        )
         piece_starts = batch.bounds[sent_starts].tolist()
         t_bounds, s_bounds = tok_starts.tolist(), sent_starts.tolist()
         for d, doc in enumerate(docs):
             t0, t1 = t_bounds[d], t_bounds[d + 1]
             s0, s1 = s_bounds[d], s_bounds[d + 1]
             p0, p1 = piece_starts[d], piece_starts[d + 1]
-            doc._.trf_pieces = DocWordpieces(
-                # A doc owns its arrays, not views of the whole batch.
-                ids=batch.ids[p0:p1].copy(),
-                strings=batch.strings[p0:p1],
-                type_ids=None if batch.type_ids is None else batch.type_ids[p0:p1].copy(),
-                is_boundary=is_boundary[p0:p1].copy(),
-                sentence_starts=batch.bounds[s0 : s1 + 1] - p0,
-                sentence_prefix=batch.n_prefix[s0:s1].copy(),
-                sentence_suffix=batch.n_suffix[s0:s1].copy(),
-                sentence_chars=sent_chars[s0:s1].copy(),
-                class_token=self._class_token,
-                unk_id=self._unk_id,
-                text=doc_texts[d],
-                token_spans=spans[t0:t1].copy(),
-                piece_chars=piece_chars[p0:p1].copy(),
-                sentence_tokens=sent_tokens[s0:s1].copy(),
+            set_doc_pieces(
+                doc,
+                DocWordpieces(
+                    # A doc owns its arrays, not views of the whole batch.
+                    ids=batch.ids[p0:p1].copy(),
+                    strings=batch.strings[p0:p1],
+                    type_ids=None if batch.type_ids is None else batch.type_ids[p0:p1].copy(),
+                    is_boundary=is_boundary[p0:p1].copy(),
+                    sentence_starts=batch.bounds[s0 : s1 + 1] - p0,
+                    sentence_prefix=batch.n_prefix[s0:s1].copy(),
+                    sentence_suffix=batch.n_suffix[s0:s1].copy(),
+                    sentence_chars=sent_chars[s0:s1].copy(),
+                    class_token=self._class_token,
+                    unk_id=self._unk_id,
+                    text=doc_texts[d],
+                    token_spans=spans[t0:t1].copy(),
+                    piece_chars=None if piece_chars is None else piece_chars[p0:p1].copy(),
+                    sentence_tokens=sent_tokens[s0:s1].copy(),
+                ),
             )
 
     # --- serialization -------------------------------------------------------------------

@@ -4,10 +4,11 @@ Three things make a worker's RSS climb with time and with load; this module answ
 
 * **Freed heap kept.** glibc keeps the heap pages its batch-sized arrays (activations, wordpiece
   rows, serialized outputs: MBs each, a different size every sub-batch) leave free.
-  ``release_freed_memory`` (``malloc_trim``) hands whole free pages back after each buffer, and
-  ``ReleaseEvery`` every N wordpieces on the lanes, once more than ``keep_free_mb`` is free:
-  below that the pages are what the next buffer takes again, and handing them back cost a page
-  fault each (a sixth of the host's CPU per document on a fast device).
+  ``FreedHeap`` hands whole free pages back (``malloc_trim``) after each buffer once more than
+  ``keep_free_mb`` is free, and on the lanes (``ReleaseEvery`` N wordpieces) once resident
+  memory rose more than that: below it the pages are what the next buffer takes again, and
+  handing them back cost a page fault each (a sixth of the host's CPU per document on a fast
+  device).
 * **Fragmentation.** glibc raises its mmap threshold each time a large block is freed (up to
   32 MiB), so such blocks come from the heap and fragment it. ``configure_allocator`` pins the
   threshold (4 MiB by default): every block at least that large gets its own mapping and goes
@@ -85,15 +86,31 @@ def _mallinfo2() -> Callable[[], _MallInfo2] | None:
 
 
 def free_heap_bytes() -> int | None:
-    """Bytes the heap holds free (glibc's ``fordblks``, every arena); None where unknown."""
+    """Bytes the heap holds free (glibc's ``fordblks``, every arena); None where unknown.
+
+    Not cheap: glibc walks every free chunk of every arena to answer, milliseconds on a
+    worker's fragmented heap (4 ms a call measured: a tenth of a millisecond per document when
+    asked every few sub-batches). Ask it once a buffer, not on the lanes."""
     info = _mallinfo2()
     return None if info is None else int(info().fordblks)
 
 
+def resident_bytes() -> int | None:
+    """This process's resident memory (``/proc/self/statm``, microseconds); None without /proc."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
 def release_freed_memory(keep: int = 0) -> bool:
-    """Return free heap pages to the OS, when the heap holds more than ``keep`` bytes free (a
-    microsecond to ask): what a next buffer takes again costs a page fault per page handed
-    back. True when it did."""
+    """Return free heap pages to the OS, when the heap holds more than ``keep`` bytes free (see
+    ``free_heap_bytes`` for what asking costs): what a next buffer takes again costs a page
+    fault per page handed back. True when it did."""
     trim = _malloc_trim()
     if trim is None:
         return False
@@ -102,6 +119,45 @@ def release_freed_memory(keep: int = 0) -> bool:
         return False
     trim(0)
     return True
+
+
+class FreedHeap:
+    """When a worker hands its freed heap back (``release_freed_memory``, glibc asked whether
+    more than ``keep`` bytes are free): after every buffer, and on the lanes only once resident
+    memory rose more than ``keep`` since it was last asked, since asking costs milliseconds and
+    reading resident memory microseconds (heap holes piling up within a buffer show as growth).
+    Thread-safe."""
+
+    def __init__(
+        self,
+        keep: int,
+        *,
+        release: Callable[[int], bool] = release_freed_memory,
+        resident: Callable[[], int | None] = resident_bytes,
+    ) -> None:
+        self.keep = keep
+        self._release = release
+        self._resident = resident
+        self._lock = threading.Lock()
+        self._level = resident()
+
+    def after_buffer(self) -> bool:
+        return self._ask()
+
+    def while_growing(self) -> bool:
+        now = self._resident()
+        with self._lock:
+            level = self._level
+        if now is not None and level is not None and now - level <= self.keep:
+            return False
+        return self._ask()  # grown, or no /proc to tell: glibc decides
+
+    def _ask(self) -> bool:
+        released = self._release(self.keep)
+        level = self._resident()
+        with self._lock:
+            self._level = level
+        return released
 
 
 class ReleaseEvery:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .enrich import HeavyFields, ModelInfo, dumps, enrich
+from .enrich import HeavyFields, ModelInfo, dumps, enrich_batch
 from .memory import release_freed_memory
 from .records import Headers, InputRecord, InvalidRecord, Source, dead_letter, parse
 from .zones import BufferZones
@@ -175,14 +175,19 @@ class BatchProcessor:
         model_s = time.time() - t0
         per_doc_ms = 1000 * model_s / len(items)
         done = time.time()
-        out = []
-        for (i, record), doc in zip(items, docs):
-            timings = {"model_ms": per_doc_ms, "batch_ms": 1000 * (done - started)}
+        batch_ms = 1000 * (done - started)
+        timings = []
+        for _, record in items:
+            t = {"model_ms": per_doc_ms, "batch_ms": batch_ms}
             if record.timestamp_ms is not None:
-                timings["ingested_at_ms"] = float(record.timestamp_ms)
-                timings["queued_ms"] = max(0.0, started * 1000 - record.timestamp_ms)
-            enriched = enrich(doc, record, self.model, timings, self.heavy, self.worker)
-            self.stats.words += enriched["n_words"]
+                t["ingested_at_ms"] = float(record.timestamp_ms)
+                t["queued_ms"] = max(0.0, started * 1000 - record.timestamp_ms)
+            timings.append(t)
+        records = [record for _, record in items]
+        enriched = enrich_batch(docs, records, self.model, timings, self.heavy, self.worker)
+        out = []
+        for (i, record), rec in zip(items, enriched):
+            self.stats.words += rec["n_words"]
             self.stats.enriched += 1
             out.append(
                 (
@@ -190,11 +195,11 @@ class BatchProcessor:
                     Output(
                         "enriched",
                         record.id.encode("utf-8"),
-                        dumps(enriched),
+                        dumps(rec),
                         record.source,
                         record.id,
                         record.raw,
-                        record=enriched,
+                        record=rec,
                     ),
                 )
             )

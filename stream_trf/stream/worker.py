@@ -4,7 +4,6 @@ overrides, run the faust app. (Several processes: stream/supervisor.py starts th
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import sys
@@ -18,7 +17,7 @@ from ..settings import Settings
 from .collector import freeze_survivors
 from .enrich import HeavyFields, ModelInfo
 from .kafka import wait_for_broker
-from .memory import ReleaseEvery, configure_allocator, release_freed_memory
+from .memory import FreedHeap, ReleaseEvery, configure_allocator
 from .processor import BatchProcessor
 
 log = logging.getLogger("stream_trf.worker")
@@ -60,10 +59,12 @@ def model_overrides(settings: Settings, device_type: str) -> dict[str, Any]:
     sub-batch size where the setting is auto (``stream_trf.auto``), and token rows only when
     records carry them. Doc vectors and classes need only per-sentence sums and class-token
     rows, which the lanes reduce as they go (``outputs="pooled"``), so a buffer's wordpiece rows
-    and ``doc.tensor`` arrays are never held."""
+    and ``doc.tensor`` arrays are never held; nor, unless records carry tokens or wordpieces,
+    the pieces' character offsets the alignment is computed from (``alignment=False``)."""
     model = settings.transformer
     rows = settings.records.emit_tokens
     return {
+        "alignment": rows or settings.records.emit_wordpieces,
         "words_per_batch": worker_words_per_batch(model.words_per_batch, device_type),
         "precision": model.precision,
         "packing": model.packing,
@@ -82,12 +83,10 @@ def build_processor(settings: Settings) -> BatchProcessor:
     device_type = resolve_device("auto").type
     nlp = stream_trf.load(settings.transformer.model, **model_overrides(settings, device_type))
     every = worker_release_every(settings.memory.release_every, device_type)
-    release = functools.partial(
-        release_freed_memory, keep=int(settings.memory.keep_free_mb * 2**20)
-    )
+    heap = FreedHeap(keep=int(settings.memory.keep_free_mb * 2**20))
     # A process's business, not the component's config: the hook the lanes call.
     nlp.get_pipe("trf_tok2vec").after_sub_batch = (
-        ReleaseEvery(every, release) if every is not None else None
+        ReleaseEvery(every, heap.while_growing) if every is not None else None
     )
     records = settings.records
     return BatchProcessor(
@@ -103,7 +102,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
         batch_size=settings.batching.max_batch,
         vocab_warmup_chars=settings.memory.vocab_warmup_chars,
         on_warmup_done=lambda: freeze_survivors("vocabulary warm-up done"),
-        release=release,
+        release=heap.after_buffer,
     )
 
 

@@ -32,8 +32,9 @@ class SentencePieces:
 
     ids: IntArray  # the full sequence, boundary tokens included
     type_ids: IntArray | None  # token type ids, when the tokenizer produces them
-    starts: IntArray  # character offsets in the doc; boundary tokens: -1
-    ends: IntArray
+    is_boundary: npt.NDArray[np.bool_]  # boundary tokens ([CLS], [SEP], <cls>, ...)
+    starts: IntArray | None  # character offsets in the doc, boundary tokens -1 (None: not read)
+    ends: IntArray | None
     n_prefix: int  # boundary tokens before the content
     n_suffix: int  # boundary tokens after the content
     strings: list[str]
@@ -52,8 +53,9 @@ class PieceBatch:
 
     ids: IntArray
     type_ids: IntArray | None
-    starts: IntArray  # character offsets in each sentence's doc; boundary tokens: -1
-    ends: IntArray
+    is_boundary: npt.NDArray[np.bool_]
+    starts: IntArray | None  # character offsets in each sentence's doc, boundary tokens -1;
+    ends: IntArray | None  # None when not asked for (``offsets=False``)
     strings: list[str]
     bounds: IntArray  # sentence i is pieces [bounds[i], bounds[i + 1])
     n_prefix: IntArray  # per sentence
@@ -70,8 +72,9 @@ class PieceBatch:
         return SentencePieces(
             ids=self.ids[a:b],
             type_ids=None if self.type_ids is None else self.type_ids[a:b],
-            starts=self.starts[a:b],
-            ends=self.ends[a:b],
+            is_boundary=self.is_boundary[a:b],
+            starts=None if self.starts is None else self.starts[a:b],
+            ends=None if self.ends is None else self.ends[a:b],
             n_prefix=int(self.n_prefix[i]),
             n_suffix=int(self.n_suffix[i]),
             strings=self.strings[a:b],
@@ -88,37 +91,41 @@ def _flat(lists: Sequence[Sequence[Any]], dtype: Any, count: int) -> np.ndarray:
 
 
 def tokenize_sentences(
-    tokenizer: Any, texts: Sequence[str], char_offsets: Sequence[int]
+    tokenizer: Any, texts: Sequence[str], char_offsets: Sequence[int], *, offsets: bool = True
 ) -> PieceBatch:
     """Tokenize many sentences in one call to the (Rust) tokenizer.
 
-    ``char_offsets[i]`` is where ``texts[i]`` starts in its doc.
+    ``char_offsets[i]`` is where ``texts[i]`` starts in its doc. ``offsets=False`` leaves the
+    pieces' character offsets unread (``starts``/``ends`` None): only the alignment to spaCy's
+    tokens needs them, and turning a batch's offsets into arrays costs more than the rest of
+    this function's Python together.
     """
     with_types = uses_token_types(tokenizer)
     n = len(texts)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return PieceBatch(
-            empty, empty if with_types else None, empty, empty, [], np.zeros(1, np.int64), empty,
-            empty,
+            empty, empty if with_types else None, empty.astype(bool),
+            empty if offsets else None, empty if offsets else None, [], np.zeros(1, np.int64),
+            empty, empty,
         )  # fmt: skip
     backend = rust_tokenizer(tokenizer)
     if backend is not None:
         encodings = backend.encode_batch(list(texts), add_special_tokens=True)
         id_lists = [e.ids for e in encodings]
         special_lists = [e.special_tokens_mask for e in encodings]
-        offset_lists = [e.offsets for e in encodings]
+        offset_lists = [e.offsets for e in encodings] if offsets else []
         string_lists = None  # looked up from the ids, below: cheaper than each encoding's own
         type_lists = [e.type_ids for e in encodings] if with_types else []
     elif not getattr(tokenizer, "is_fast", True):
         id_lists, special_lists, offset_lists, string_lists, type_lists = _encode_by_strings(
-            tokenizer, texts, with_types
+            tokenizer, texts, with_types, offsets
         )
     else:
         enc = tokenizer(
             list(texts),
             add_special_tokens=True,
-            return_offsets_mapping=True,
+            return_offsets_mapping=offsets,
             return_special_tokens_mask=True,
             return_token_type_ids=with_types,
             return_attention_mask=False,
@@ -126,7 +133,7 @@ def tokenize_sentences(
             verbose=False,
         )
         id_lists, special_lists = enc["input_ids"], enc["special_tokens_mask"]
-        offset_lists = enc["offset_mapping"]
+        offset_lists = enc["offset_mapping"] if offsets else []
         string_lists = [enc.tokens(i) for i in range(n)]
         type_lists = enc["token_type_ids"] if with_types else []
     lengths = np.fromiter(map(len, id_lists), dtype=np.int64, count=n)
@@ -135,11 +142,6 @@ def tokenize_sentences(
     total = int(bounds[-1])
     ids = _flat(id_lists, np.int64, total)
     special = _flat(special_lists, bool, total)
-    offsets = np.fromiter(
-        chain.from_iterable(chain.from_iterable(offset_lists)),
-        dtype=np.int64,
-        count=2 * total,
-    ).reshape(total, 2)
     if string_lists is None:
         strings = _strings_from_ids(tokenizer, ids, bounds, encodings)
     else:
@@ -154,9 +156,16 @@ def tokenize_sentences(
             ids[injected] = tokenizer.unk_token_id
             for k in injected.tolist():
                 strings[k] = tokenizer.unk_token
-    base = np.repeat(np.asarray(char_offsets, dtype=np.int64), lengths)
-    starts = np.where(special, -1, offsets[:, 0] + base)
-    ends = np.where(special, -1, offsets[:, 1] + base)
+    starts = ends = None
+    if offsets:
+        spans = np.fromiter(
+            chain.from_iterable(chain.from_iterable(offset_lists)),
+            dtype=np.int64,
+            count=2 * total,
+        ).reshape(total, 2)
+        base = np.repeat(np.asarray(char_offsets, dtype=np.int64), lengths)
+        starts = np.where(special, -1, spans[:, 0] + base)
+        ends = np.where(special, -1, spans[:, 1] + base)
     # Boundary tokens before the first and after the last content piece of each sentence
     # (a sentence of boundary tokens only counts them all as prefix).
     sentence = np.repeat(np.arange(n), lengths)
@@ -168,7 +177,7 @@ def tokenize_sentences(
     np.maximum.at(last, sentence[content], position[content])
     n_suffix = np.where(last >= 0, lengths - last - 1, 0)
     types = _flat(type_lists, np.int64, total) if with_types else None
-    return PieceBatch(ids, types, starts, ends, strings, bounds, first, n_suffix)
+    return PieceBatch(ids, types, special, starts, ends, strings, bounds, first, n_suffix)
 
 
 # tokenizer → (its Rust tokenizer, vocabulary size, our copy of it)
@@ -312,12 +321,13 @@ def string_offsets(pieces: Sequence[str], text: str) -> list[tuple[int, int]]:
 
 
 def _encode_by_strings(
-    tokenizer: Any, texts: Sequence[str], with_types: bool
+    tokenizer: Any, texts: Sequence[str], with_types: bool, offsets: bool = True
 ) -> tuple[
     list[list[int]], list[list[int]], list[list[tuple[int, int]]], list[list[str]], list[list[int]]
 ]:
     """What a fast tokenizer's batch encoding gives, from a slow tokenizer: per text its ids,
-    special-tokens mask, character offsets (boundary tokens: (0, 0)), strings and type ids."""
+    special-tokens mask, character offsets (boundary tokens: (0, 0); none at all without
+    ``offsets``), strings and type ids."""
     id_lists, special_lists, offset_lists, string_lists, type_lists = [], [], [], [], []
     for text in texts:
         enc = tokenizer(
@@ -331,14 +341,14 @@ def _encode_by_strings(
         )
         ids, special = list(enc["input_ids"]), list(enc["special_tokens_mask"])
         strings = tokenizer.convert_ids_to_tokens(ids)
-        content = [s for s, m in zip(strings, special) if not m]
-        # The pieces before the vocabulary lookup align better ('"</w>', not '<unk>').
-        pieces = tokenizer.tokenize(text)
-        spans = iter(string_offsets(pieces if len(pieces) == len(content) else content, text))
-        offsets = [(0, 0) if m else next(spans) for m in special]
+        if offsets:
+            content = [s for s, m in zip(strings, special) if not m]
+            # The pieces before the vocabulary lookup align better ('"</w>', not '<unk>').
+            pieces = tokenizer.tokenize(text)
+            spans = iter(string_offsets(pieces if len(pieces) == len(content) else content, text))
+            offset_lists.append([(0, 0) if m else next(spans) for m in special])
         id_lists.append(ids)
         special_lists.append(special)
-        offset_lists.append(offsets)
         string_lists.append(strings)
         if with_types:
             type_lists.append(list(enc["token_type_ids"]))

@@ -15,7 +15,7 @@ from conftest import CORPUS, hf_reference, shared_descriptions
 from textcat_helpers import _examples, _pipeline, _train
 
 import stream_trf
-from stream_trf.errors import RowsNotKept
+from stream_trf.errors import AlignmentNotKept, RowsNotKept, UsageError
 
 TEXTS = [
     "Here is some text to encode. It has two sentences.",
@@ -130,6 +130,42 @@ def test_rows_are_refused_with_a_typed_error(tiny_models) -> None:
     ):
         with pytest.raises(RowsNotKept, match="outputs='rows'"):
             ask()
+
+
+def test_without_alignment_the_same_outputs_and_a_typed_error(tiny_dir: Path, tmp_path) -> None:
+    """``alignment=False`` (the worker's unless records carry tokens or wordpieces) reads no
+    character offsets: every doc's wordpieces and pooled outputs are those of a pipeline that
+    keeps them, for every family (XLM's slow tokenizer included); asking for the alignment is a
+    typed error that says what to do, and a saved pipeline keeps the choice."""
+    texts = [*TEXTS, LONG, *CORPUS[:8]]
+    cfg = {"outputs": "pooled", "doc_tensor": False, "words_per_batch": 200}
+    kept = stream_trf.load(str(tiny_dir), **cfg)
+    lean = stream_trf.load(str(tiny_dir), alignment=False, **cfg)
+    want = list(kept.pipe(texts, batch_size=len(texts)))
+    got = list(lean.pipe(texts, batch_size=len(texts)))
+    for w, g in zip(want, got):
+        a, b = w._.trf_pieces, g._.trf_pieces
+        assert b.piece_chars is None and a.piece_chars is not None
+        for name in ("ids", "is_boundary", "sentence_starts", "sentence_prefix", "sentence_chars"):
+            np.testing.assert_array_equal(getattr(b, name), getattr(a, name))
+        assert b.strings == a.strings
+        np.testing.assert_array_equal(g.vector, w.vector)
+        assert w._.trf_alignment is not None
+        with pytest.raises(AlignmentNotKept, match="alignment=True"):
+            g._.trf_alignment  # noqa: B018
+    lean.to_disk(tmp_path / "lean")
+    assert not stream_trf.load(tmp_path / "lean").get_pipe("trf_wordpiecer").cfg["alignment"]
+    kept.to_disk(tmp_path / "kept")
+    reloaded = stream_trf.load(tmp_path / "kept", alignment=False)
+    assert not reloaded.get_pipe("trf_wordpiecer").cfg["alignment"]
+
+
+def test_no_alignment_with_a_doc_tensor_is_refused(tiny_models, tmp_path) -> None:
+    with pytest.raises(UsageError, match="doc_tensor=False"):
+        stream_trf.load(str(tiny_models["bert"]), alignment=False)
+    stream_trf.load(str(tiny_models["bert"])).to_disk(tmp_path / "saved")
+    with pytest.raises(UsageError, match="doc_tensor=False"):
+        stream_trf.load(tmp_path / "saved", alignment=False)
 
 
 def test_settings_that_need_rows_are_refused(tiny_models) -> None:

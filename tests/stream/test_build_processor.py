@@ -24,11 +24,15 @@ def test_auto_words_per_batch_is_the_workers_own_and_a_setting_wins(
     assert want != auto.words_per_batch(device)  # not the library's own auto
 
 
+@pytest.mark.parametrize("emit_wordpieces", [False, True])
 @pytest.mark.parametrize("emit_tokens", [False, True])
-def test_the_worker_asks_load_for_what_it_needs(emit_tokens: bool) -> None:
-    settings = Settings(emit_tokens=emit_tokens, precision="int8", trace="off")
+def test_the_worker_asks_load_for_what_it_needs(emit_tokens: bool, emit_wordpieces: bool) -> None:
+    settings = Settings(
+        emit_tokens=emit_tokens, emit_wordpieces=emit_wordpieces, precision="int8", trace="off"
+    )
     for device in ("cpu", "cuda"):
         assert model_overrides(settings, device) == {
+            "alignment": emit_tokens or emit_wordpieces,
             "words_per_batch": auto.words_per_batch(device, "worker"),
             "precision": "int8",
             "packing": "auto",
@@ -39,9 +43,11 @@ def test_the_worker_asks_load_for_what_it_needs(emit_tokens: bool) -> None:
     assert model_overrides(settings.with_(words_per_batch=640), "cuda")["words_per_batch"] == 640
 
 
-@pytest.mark.parametrize("emit_tokens", [False, True])
+@pytest.mark.parametrize(
+    ("emit_tokens", "emit_wordpieces"), [(False, False), (True, False), (False, True)]
+)
 def test_token_rows_are_built_only_when_records_carry_them(
-    tiny_models: dict[str, Path], emit_tokens: bool
+    tiny_models: dict[str, Path], emit_tokens: bool, emit_wordpieces: bool
 ) -> None:
     import numpy as np
     import orjson
@@ -49,12 +55,18 @@ def test_token_rows_are_built_only_when_records_carry_them(
     from stream_trf.stream.processor import RawMessage
     from stream_trf.stream.records import Source
 
-    settings = Settings(model=str(tiny_models["bert"]), emit_tokens=emit_tokens)
+    settings = Settings(
+        model=str(tiny_models["bert"]), emit_tokens=emit_tokens, emit_wordpieces=emit_wordpieces
+    )
     processor = build_processor(settings)
     import stream_trf
 
     cfg = processor.nlp.get_pipe("trf_tok2vec").cfg
     assert cfg["doc_tensor"] is emit_tokens
+    # the wordpieces' character offsets are read only when an alignment can be asked for
+    assert processor.nlp.get_pipe("trf_wordpiecer").cfg["alignment"] is (
+        emit_tokens or emit_wordpieces
+    )
     # without token vectors the lanes keep only per-sentence reductions, never a buffer's rows
     assert cfg["outputs"] == ("rows" if emit_tokens else "pooled")
     text = "Tools for the stream. They enrich records."
@@ -71,6 +83,11 @@ def test_token_rows_are_built_only_when_records_carry_them(
         np.testing.assert_allclose(record["token_vectors"], token_rows(reference), atol=1e-5)
     else:
         assert "token_vectors" not in record
+    if emit_wordpieces:
+        assert record["wordpieces"] == list(reference._.trf_word_pieces_)
+        assert record["alignment"] == reference._.trf_alignment
+    else:
+        assert "alignment" not in record
 
 
 @pytest.mark.parametrize(("setting", "expected"), [(0, "auto"), (-1, None), (1234, 1234)])
@@ -123,10 +140,14 @@ def test_freed_heap_goes_back_every_n_wordpieces_on_the_lanes(
 def test_the_lanes_and_each_buffer_hand_back_heap_above_keep_free_mb(
     tiny_models: dict[str, Path],
 ) -> None:
+    from stream_trf.stream.memory import FreedHeap
+
     processor = build_processor(Settings(model=str(tiny_models["bert"]), keep_free_mb=7))
     hook = processor.nlp.get_pipe("trf_tok2vec").after_sub_batch
-    assert processor.release.keywords == {"keep": 7 * 2**20}
-    assert hook._release is processor.release
+    heap = processor.release.__self__
+    assert isinstance(heap, FreedHeap) and heap.keep == 7 * 2**20
+    assert processor.release == heap.after_buffer  # glibc asked once a buffer
+    assert hook._release == heap.while_growing  # the lanes watch growth only
 
 
 @pytest.mark.parametrize("chars", [0, 12_345])

@@ -237,3 +237,33 @@ def test_record_sources_carry_key_and_headers_as_text_or_base64() -> None:
         ],
     }
     assert Source("in", 0, 5).as_dict() == {"topic": "in", "partition": 0, "offset": 5}
+
+
+@pytest.mark.parametrize("outputs", ["rows", "pooled"])
+def test_a_batch_gives_each_doc_its_own_record(bert_dir: Path, nlp: Any, outputs: str) -> None:
+    """``enrich_batch`` computes sentences, words, unknown pieces and (pooled) doc vectors for a
+    buffer's docs at once: each record is the one its doc gets alone (an empty doc and a doc of
+    whitespace among them), and a pooled doc's vector is the mean of the rows a pipeline keeping
+    them computes."""
+    from stream_trf.stream.enrich import enrich_batch
+
+    texts = [*TEXTS, "", "   \n ", "One more. And a last sentence here!"]
+    pipeline = (
+        nlp
+        if outputs == "rows"
+        else stream_trf.load(str(bert_dir), outputs="pooled", doc_tensor=False, alignment=False)
+    )
+    docs = list(pipeline.pipe(texts))
+    # (the stream refuses empty texts; enrich reads a record's id, meta and source only)
+    records = [_record(t.strip() or "-", meta={"k": k}) for k, t in enumerate(texts)]
+    timings = [{"model_ms": float(k), "batch_ms": 2.0} for k in range(len(texts))]
+    together = [_round_trip(r) for r in enrich_batch(docs, records, MODEL, timings, worker="w")]
+    for k, (doc, record) in enumerate(zip(docs, records)):
+        alone = _round_trip(enrich(doc, record, MODEL, timings[k], worker="w"))
+        assert together[k] == alone
+        assert together[k]["meta"] == {"k": k}
+        rows = nlp(texts[k])._.trf_last_hidden_state
+        want = np.asarray(rows, np.float64).mean(axis=0) if len(rows) else np.zeros(32)
+        np.testing.assert_allclose(together[k]["doc_vector"], want, rtol=1e-4, atol=1e-5)
+    empty = together[len(TEXTS)]
+    assert empty["sentences"] == [] and empty["n_wordpieces"] == 0 and empty["n_tokens"] == 0

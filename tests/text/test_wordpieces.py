@@ -66,6 +66,7 @@ def test_tokenize_sentences_matches_the_tokenizer(family: str, tiny_dir: Path) -
         assert sp.strings[len(sp) - sp.n_suffix :] == suffix
         special = np.asarray(enc["special_tokens_mask"], dtype=bool)
         assert special.sum() == len(prefix) + len(suffix)
+        np.testing.assert_array_equal(sp.is_boundary, special)
         # offsets shifted into the doc; boundary tokens -1
         offsets = np.asarray(enc["offset_mapping"]).reshape(-1, 2)
         np.testing.assert_array_equal(sp.starts, np.where(special, -1, offsets[:, 0] + base))
@@ -86,6 +87,21 @@ def test_tokenize_sentences_matches_the_tokenizer(family: str, tiny_dir: Path) -
 
 def test_tokenize_sentences_empty(tiny_dir: Path) -> None:
     assert len(tokenize_sentences(load_tokenizer(tiny_dir), [], [])) == 0
+    assert len(tokenize_sentences(load_tokenizer(tiny_dir), [], [], offsets=False)) == 0
+
+
+def test_without_offsets_everything_else_is_the_same(tiny_dir: Path) -> None:
+    tokenizer = load_tokenizer(tiny_dir)
+    full = tokenize_sentences(tokenizer, TEXTS, BASES)
+    lean = tokenize_sentences(tokenizer, TEXTS, BASES, offsets=False)
+    assert lean.starts is None and lean.ends is None
+    assert lean.strings == full.strings
+    for name in ("ids", "is_boundary", "bounds", "n_prefix", "n_suffix"):
+        np.testing.assert_array_equal(getattr(lean, name), getattr(full, name))
+    if full.type_ids is None:
+        assert lean.type_ids is None
+    else:
+        np.testing.assert_array_equal(lean.type_ids, full.type_ids)
 
 
 def test_boundary_tokens_are_the_tokenizers_special_ids(family: str, tiny_dir: Path) -> None:
