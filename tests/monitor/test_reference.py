@@ -165,3 +165,32 @@ def test_text_standard_errors_survive_a_save_and_load(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "ref.json").read_text())
     del data["text_standard_errors"]
     assert Reference.from_json(data).text_se == {}
+
+
+def test_vector_reservoir_is_a_uniform_sample_with_an_exact_mean() -> None:
+    """Every vector of a stream has the same chance ``size / n`` to be in the sample (a
+    chi-square test over many seeds), the mean is over all of them, and one seed gives one
+    sample."""
+    import numpy as np
+    from scipy.stats import chisquare
+
+    from stream_trf.monitor.reference import VectorReservoir
+
+    n, size, seeds = 40, 8, 2000
+    counts = np.zeros(n)
+    stream = np.arange(n, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    for seed in range(seeds):
+        r = VectorReservoir(size, seed=seed)
+        for v in stream:
+            r.add(v)
+        sample = r.sample()
+        assert sample is not None and sample.shape == (size, 3)
+        counts[sample[:, 0].astype(int)] += 1
+        np.testing.assert_allclose(r.mean(), stream.mean(axis=0))
+    assert counts.sum() == seeds * size
+    assert chisquare(counts).pvalue > 1e-3  # uniform: each index expected seeds*size/n times
+    a, b = VectorReservoir(size, seed=3), VectorReservoir(size, seed=3)
+    for v in stream:
+        a.add(v)
+        b.add(v)
+    np.testing.assert_array_equal(a.sample(), b.sample())
