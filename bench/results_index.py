@@ -424,6 +424,19 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-02",
             ),
             e(
+                "host-ab-cpu-3.json",
+                what="Host-side cost, third round of issue 29 (no offsets without an alignment, "
+                "freed heap asked once a buffer, records enriched per buffer, user_data "
+                "accessors): against 68494a7, 4 rounds alternating",
+                date="2026-12-02",
+            ),
+            e(
+                "encoder-ab-cpu.json",
+                what="The batch processor on the near-zero model with the Rust encoder that "
+                "skips offsets against the one that computes them, alternating in one process",
+                date="2026-12-03",
+            ),
+            e(
                 "lag-burst-cpu.json",
                 what="Consumer lag after a 3,000-doc burst: its peak and the time one worker "
                 "takes to catch up (machine shared: indicative)",

@@ -323,13 +323,18 @@ def test_tokens_added_to_the_vocabulary_reach_the_sentences(tiny_dir: Path) -> N
     assert new_id in after.ids.tolist()
 
 
-def test_strings_name_unknown_pieces_as_the_tokenizer_does(family: str, tiny_dir: Path) -> None:
+@pytest.mark.parametrize("offsets", [True, False])
+def test_strings_name_unknown_pieces_as_the_tokenizer_does(
+    family: str, tiny_dir: Path, offsets: bool
+) -> None:
     """Piece strings are looked up by id, except in sentences holding the unknown token: a
-    Unigram model (XLNet) names an unknown piece by its text, not by "<unk>"."""
+    Unigram model (XLNet) names an unknown piece by its text, not by "<unk>". Without offsets
+    the batch is encoded by the encoder that keeps no strings; those sentences are named all
+    the same."""
     ref = _reference(tiny_dir)
     tokenizer = load_tokenizer(tiny_dir)
     texts = ["Runes ᚠᛇᚻ and a snowman ☃ here.", "plain words", "ᚠ"]
-    out = tokenize_sentences(tokenizer, texts, [0, 40, 60])
+    out = tokenize_sentences(tokenizer, texts, [0, 40, 60], offsets=offsets)
     unknown = 0
     for sp, text in zip(out, texts):
         enc = ref(text)
