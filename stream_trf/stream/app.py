@@ -51,6 +51,7 @@ from ..monitor.monitor import Monitor
 from ..settings import Settings
 from .batches import PartitionBatches
 from .feeder import Feeder
+from .handoff import install as hand_off_directly
 from .intake import channel_of, chunks
 from .kafka import broker_credentials
 from .lag_probe import LagProbe, own_offsets
@@ -172,6 +173,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
     _patch_consumer()
     guard_undecodable_batches()
+    hand_off_directly()
     data_dir = settings.operations.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
     app = faust.App(
         settings.topics.group_id,
