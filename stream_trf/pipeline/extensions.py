@@ -233,6 +233,21 @@ def set_doc_outputs(doc: Doc, outputs: TransformerOutputs) -> None:
 
 _GRADIENT_KEY = ("._.", "trf_d_last_hidden_state", None, None)
 
+# The text a doc was made from, where its maker kept it (the worker's processor does): spaCy
+# keeps none, and rebuilding it costs a string lookup per token.
+_TEXT_KEY = ("stream_trf", "text")
+
+
+def keep_text(doc: Doc, text: str) -> None:
+    """Keep the text ``doc`` was made from (``nlp.make_doc(text)``), for ``kept_text``."""
+    _data(doc)[_TEXT_KEY] = text
+
+
+def kept_text(doc: Doc) -> str | None:
+    """The text kept by ``keep_text``, if any. Readers check it against the doc's tokens."""
+    text = _data(doc).get(_TEXT_KEY)
+    return text if isinstance(text, str) else None
+
 
 def clear_doc_gradient(doc: Doc) -> None:
     """``doc._.trf_d_last_hidden_state = None`` (its default)."""

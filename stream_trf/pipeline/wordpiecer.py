@@ -21,7 +21,7 @@ from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
 from ..text.wordpieces import class_token_position, tokenize_sentences
 from .base import BatchPipe
-from .extensions import DocWordpieces, _starts, install_extensions, set_doc_pieces
+from .extensions import DocWordpieces, _starts, install_extensions, kept_text, set_doc_pieces
 
 install_extensions()
 
@@ -97,15 +97,16 @@ class TransformerWordpiecer(BatchPipe):
         keep = bool(self.cfg.get("alignment", True))
         n_docs = len(docs)
         arrays = [_token_array(doc, self.name) for doc in docs]
-        doc_texts = [_text(doc, arr) for doc, arr in zip(docs, arrays)]
         n_tok = np.fromiter(map(len, arrays), dtype=np.int64, count=n_docs)
         tok_starts = _starts(n_tok)
-        char_starts = _starts(np.fromiter(map(len, doc_texts), dtype=np.int64, count=n_docs))
-        tokens = (
-            np.concatenate(arrays)[:, :_ORTH].astype(np.int64)
+        columns = (
+            np.concatenate(arrays).astype(np.int64)  # ORTH's hash wraps: nothing here reads it
             if n_docs
-            else np.zeros((0, _ORTH), dtype=np.int64)
+            else np.zeros((0, _COLUMNS), dtype=np.int64)
         )
+        tokens = columns[:, :_ORTH]
+        doc_texts = _texts(docs, arrays, columns, tok_starts)
+        char_starts = _starts(np.fromiter(map(len, doc_texts), dtype=np.int64, count=n_docs))
         sentences = encodable_sentences(tokens, tok_starts)  # (n_sent, 5): doc, first, last, chars
         n_sent = np.bincount(sentences[:, 0], minlength=n_docs)
         sent_starts = _starts(n_sent)
@@ -184,6 +185,21 @@ def _token_array(doc: Doc, component: str) -> np.ndarray:
             "(or a parser / senter). stream_trf.load() does this for you."
         )
     return doc.to_array(_ATTRS).reshape(len(doc), _COLUMNS)  # uint64: ORTH is a hash
+
+
+def _texts(
+    docs: list[Doc], arrays: list[np.ndarray], columns: np.ndarray, tok_starts: np.ndarray
+) -> list[str]:
+    """Each doc's text: the one its maker kept (``kept_text``) where its length is what the
+    doc's tokens span, else rebuilt from the tokens."""
+    spanned = np.zeros(len(columns) + 1, dtype=np.int64)
+    np.cumsum(columns[:, _LENGTH] + columns[:, _SPACY], out=spanned[1:])
+    lengths = (spanned[tok_starts[1:]] - spanned[tok_starts[:-1]]).tolist()
+    texts = []
+    for doc, arr, n_chars in zip(docs, arrays, lengths):
+        kept = kept_text(doc)
+        texts.append(kept if kept is not None and len(kept) == n_chars else _text(doc, arr))
+    return texts
 
 
 def _text(doc: Doc, arr: np.ndarray) -> str:

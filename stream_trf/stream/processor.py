@@ -17,14 +17,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..pipeline.extensions import keep_text
 from .enrich import HeavyFields, ModelInfo, dumps, enrich_batch
 from .memory import release_freed_memory
 from .records import Headers, InputRecord, InvalidRecord, Source, dead_letter, parse
 from .zones import BufferZones
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +160,12 @@ class BatchProcessor:
             return []
         t0 = time.time()
         try:
-            docs = list(self.nlp.pipe([r.text for _, r in items], batch_size=self.batch_size))
+            docs = list(
+                self.nlp.pipe(
+                    _docs_keeping_text(self.nlp, [r.text for _, r in items]),
+                    batch_size=self.batch_size,
+                )
+            )
         except Exception as err:  # contained: split, and dead-letter what fails alone
             if len(items) == 1:
                 i, record = items[0]
@@ -224,3 +234,12 @@ def undecodable_message(msg: RawMessage) -> str:
         f"offsets, e.g. kcat -C -b BROKER -t {src.topic} -p {src.partition} -o {src.offset} "
         f"-c {last - src.offset + 1} -e"
     )
+
+
+def _docs_keeping_text(nlp: Language, texts: list[str]) -> Iterator[Doc]:
+    """``nlp.make_doc`` of each text, lazily (``nlp.pipe`` runs it where it ran the tokenizer),
+    each doc keeping its text: the wordpiecer reads it instead of rebuilding it per token."""
+    for text in texts:
+        doc = nlp.make_doc(text)
+        keep_text(doc, text)
+        yield doc

@@ -141,15 +141,18 @@ class Poisoned:
         self.marker = marker
         self.calls: list[int] = []
 
-    def pipe(self, texts: Any, batch_size: int = 256) -> Any:
-        texts = list(texts)
-        self.calls.append(len(texts))
-        if any(self.marker in t for t in texts):
-            for t in texts:
-                if self.marker in t:
+    def make_doc(self, text: str) -> Any:
+        return self.nlp.make_doc(text)
+
+    def pipe(self, docs: Any, batch_size: int = 256) -> Any:
+        docs = list(docs)
+        self.calls.append(len(docs))
+        if any(self.marker in d.text for d in docs):
+            for d in docs:
+                if self.marker in d.text:
                     raise RuntimeError("boom")
-                yield self.nlp(t)
-        yield from self.nlp.pipe(texts, batch_size=batch_size)
+                yield self.nlp(d)
+        yield from self.nlp.pipe(docs, batch_size=batch_size)
 
 
 class OutOfMemory:
@@ -159,12 +162,15 @@ class OutOfMemory:
         self.nlp = nlp
         self.calls: list[int] = []
 
-    def pipe(self, texts: Any, batch_size: int = 256) -> Any:
-        texts = list(texts)
-        self.calls.append(len(texts))
-        if len(texts) > 2:
+    def make_doc(self, text: str) -> Any:
+        return self.nlp.make_doc(text)
+
+    def pipe(self, docs: Any, batch_size: int = 256) -> Any:
+        docs = list(docs)
+        self.calls.append(len(docs))
+        if len(docs) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return self.nlp.pipe(texts, batch_size=batch_size)
+        return self.nlp.pipe(docs, batch_size=batch_size)
 
 
 TEXTS = [
@@ -324,3 +330,15 @@ def test_warmup_buffers_keep_their_words_then_zones_take_over(nlp: Any, caplog: 
     assert [_validate(o)["n_tokens"] for o in outs] == [11, 11]
     assert len(nlp.vocab.strings) == before
     assert "zqlater3word" not in nlp.vocab.strings
+
+
+def test_the_processor_s_docs_keep_the_text_they_were_made_from(nlp: Any) -> None:
+    from stream_trf.pipeline.extensions import kept_text
+    from stream_trf.stream.processor import _docs_keeping_text
+
+    texts = ["  Two sentences.  Here they are. ", "", "naïve café"]
+    made = _docs_keeping_text(nlp, texts)
+    assert not isinstance(made, list)  # lazy: nlp.pipe makes each doc where it tokenized
+    for doc, text in zip(nlp.pipe(made), texts):
+        assert kept_text(doc) == doc.text == text
+        assert doc._.trf_pieces.text == text
