@@ -431,9 +431,22 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-02",
             ),
             e(
+                "host-ab-cpu-4.json",
+                what="Host-side cost: faust's fetch loop handing each record over without "
+                "four tasks (stream/handoff.py) against 253dace, 3 rounds alternating",
+                date="2026-12-03",
+            ),
+            e(
                 "encoder-ab-cpu.json",
                 what="The batch processor on the near-zero model with the Rust encoder that "
                 "skips offsets against the one that computes them, alternating in one process",
+                date="2026-12-03",
+            ),
+            e(
+                "kept-text-ab-cpu.json",
+                what="The batch processor on the near-zero model with its docs keeping their "
+                "text (read by the wordpiecer) against the text rebuilt per token, alternating "
+                "in one process",
                 date="2026-12-03",
             ),
             e(

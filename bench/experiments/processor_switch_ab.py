@@ -1,13 +1,17 @@
-"""The wordpiece encoder that skips offsets against the one that computes them, in the batch
-processor on the near-zero-compute model (issue 29).
+"""One switch of the batch processor, on and off in one process, on the near-zero-compute model
+(issue 29): for steps too small to see through the host's drift between processes.
 
-Without an alignment (the worker's default unless records carry tokens or wordpieces) nothing
-reads the pieces' character offsets, so ``tokenize_sentences`` encodes with the Rust tokenizer's
-``encode_batch_fast``. This swaps the encoder in one process, rounds alternating over the same
-buffers after a warm-up, and reports CPU-ms per document (the process's, every thread) for each
-and their paired ratios: the two variants see the same drift of the host.
+The processor runs the same buffers after a warm-up, rounds alternating the switch's two
+settings, and each setting's CPU-ms per document (the process's, every thread) is reported with
+the paired ratios ``on / off``: both settings see the same drift. Switches:
 
-    python -m bench.experiments.encoder_ab --rounds 6 --docs 3000 \\
+* ``encoder``: without an alignment (the worker's default unless records carry tokens or
+  wordpieces) the Rust tokenizer's ``encode_batch_fast``, which computes no offsets (on), or
+  ``encode_batch`` (off).
+* ``kept-text``: the processor's docs keep the text they were made from and the wordpiecer reads
+  it (on), or the wordpiecer rebuilds each doc's text from its tokens (off).
+
+    python -m bench.experiments.processor_switch_ab encoder --rounds 6 --docs 3000 \\
         --out bench/results/encoder-ab-cpu.json
 """
 
@@ -18,6 +22,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,20 +33,53 @@ from bench.harness.host import BUFFER, near_zero_model
 from bench.harness.machine import describe, source_revision
 
 
+def _encoder(on: bool) -> Callable[[], None]:
+    import stream_trf.text.wordpieces as wordpieces
+
+    fast = wordpieces._encode_without_offsets
+    chosen = fast if on else (lambda backend: backend.encode_batch)
+
+    def apply() -> None:
+        wordpieces._encode_without_offsets = chosen
+
+    return apply
+
+
+def _kept_text(on: bool) -> Callable[[], None]:
+    import stream_trf.stream.processor as processor
+
+    keeping = processor._docs_keeping_text
+
+    def plain(nlp: Any, texts: list[str]) -> Iterator[Any]:
+        return (nlp.make_doc(t) for t in texts)
+
+    chosen = keeping if on else plain
+
+    def apply() -> None:
+        processor._docs_keeping_text = chosen
+
+    return apply
+
+
+SWITCHES = {"encoder": _encoder, "kept-text": _kept_text}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("switch", choices=sorted(SWITCHES), help="what to turn on and off")
     ap.add_argument("--docs", type=int, default=3000, help="documents per timed pass")
-    ap.add_argument("--rounds", type=int, default=6, help="timed passes per encoder")
+    ap.add_argument("--rounds", type=int, default=6, help="timed passes per setting")
     ap.add_argument("--out", type=Path, help="write the result here as JSON")
     args = ap.parse_args()
 
-    import stream_trf.text.wordpieces as wordpieces
     from stream_trf.settings import Settings
     from stream_trf.stream.processor import RawMessage
     from stream_trf.stream.records import Source
     from stream_trf.stream.worker import build_processor
 
+    settings = {"on": SWITCHES[args.switch](True), "off": SWITCHES[args.switch](False)}
     texts = read_texts(default_data_path(), 2 * args.docs)
+    cpu: dict[str, list[float]] = {name: [] for name in settings}
     with tempfile.TemporaryDirectory() as tmp:
         processor = build_processor(Settings(model=str(near_zero_model(Path(tmp) / "model"))))
 
@@ -55,32 +93,27 @@ def main() -> None:
         for buffer in buffers(texts[args.docs :], 10**6):  # warm-up: vocabulary, caches
             processor.process(buffer)
         work = buffers(texts[: args.docs], 0)
-        skipping = wordpieces._encode_without_offsets
-        encoders = {
-            "encode_batch": lambda backend: backend.encode_batch,
-            "encode_batch_fast": skipping,
-        }
-        cpu: dict[str, list[float]] = {name: [] for name in encoders}
         try:
             for _ in range(args.rounds):
-                for name, encoder in encoders.items():
-                    wordpieces._encode_without_offsets = encoder
+                for name, apply in settings.items():
+                    apply()
                     start = time.process_time()
                     for buffer in work:
                         processor.process(buffer)
                     cpu[name].append(1000 * (time.process_time() - start) / args.docs)
         finally:
-            wordpieces._encode_without_offsets = skipping
-    ratios = [b / a for a, b in zip(cpu["encode_batch"], cpu["encode_batch_fast"])]
+            settings["on"]()
+    ratios = [on / off for on, off in zip(cpu["on"], cpu["off"])]
     result: dict[str, Any] = {
-        "benchmark": "encoder-ab",
-        "command": "python -m bench.experiments.encoder_ab "
+        "benchmark": f"processor-switch-ab ({args.switch})",
+        "command": f"python -m bench.experiments.processor_switch_ab {args.switch} "
         f"--rounds {args.rounds} --docs {args.docs}" + (f" --out {args.out}" if args.out else ""),
         "machine": describe(),
         "code": source_revision(),
         "model": "near-zero (BERT, 1 layer, width 32, the default model's tokenizer)",
+        "switch": args.switch,
         "processor_cpu_ms_per_doc": {k: [round(x, 4) for x in v] for k, v in cpu.items()},
-        "paired_ratio_fast_over_offsets": [round(r, 4) for r in ratios],
+        "paired_ratio_on_over_off": [round(r, 4) for r in ratios],
         "median_ratio": round(statistics.median(ratios), 4),
     }
     print(json.dumps(result, indent=1))
