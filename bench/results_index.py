@@ -437,6 +437,19 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-5.json",
+                what="Host-side cost, fourth round of issue 29 (encoder without offsets, the "
+                "direct hand-off, docs keeping their text): against 9191cb3, 5 rounds alternating",
+                date="2026-12-03",
+            ),
+            e(
+                "throughput-cpu-r4.json",
+                "throughput-cpu-r4.png",
+                what="Ceiling, library, worker and the host system after issue 29's fourth "
+                "round (2,000 docs, no sweep, no peers): the CPU targets re-measured",
+                date="2026-12-03",
+            ),
+            e(
                 "encoder-ab-cpu.json",
                 what="The batch processor on the near-zero model with the Rust encoder that "
                 "skips offsets against the one that computes them, alternating in one process",
