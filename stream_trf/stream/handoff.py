@@ -21,6 +21,8 @@ import inspect
 from collections.abc import Coroutine, Generator
 from typing import Any
 
+from mode.services import WaitResults
+
 _INSTALLED = "_stream_trf_direct_handoff"
 
 
@@ -40,8 +42,6 @@ def install() -> None:
             waiting = handoff.send(None)
         except StopIteration as done:
             suspended.close()
-            from mode.services import WaitResults
-
             return WaitResults([handoff], [done.value], False)
         except BaseException:
             suspended.close()
@@ -59,11 +59,11 @@ def _direct(consumer: Any, coros: tuple[Any, ...], timeout: Any) -> bool:
     handoff, suspended = coros
     flow = getattr(consumer, "suspend_flow", None)
     return (
-        inspect.iscoroutine(handoff)
+        flow is not None
+        and not flow.is_set()
+        and inspect.iscoroutine(handoff)
         and inspect.getcoroutinestate(handoff) == inspect.CORO_CREATED
         and _waits_on(suspended, flow)
-        and flow is not None
-        and not flow.is_set()
         and not consumer._stopped.is_set()
         and not consumer._crashed.is_set()
     )
