@@ -95,6 +95,9 @@ def live(broker, tiny_models, tmp_path_factory: pytest.TempPathFactory) -> Itera
         window_seconds=2.0,
         reference_size=10,
         lag_interval=0.25,
+        # lag is end - committed: committing every 3 s keeps a backlog visible to at least two
+        # of Prometheus's 1 s scrapes and rule evaluations, however fast the tiny model reads it
+        commit_interval=3.0,
         metrics_topic="",
         partitions=PARTITIONS,
     )
