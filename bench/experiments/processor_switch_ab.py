@@ -10,6 +10,8 @@ the paired ratios ``on / off``: both settings see the same drift. Switches:
   ``encode_batch`` (off).
 * ``kept-text``: the processor's docs keep the text they were made from and the wordpiecer reads
   it (on), or the wordpiecer rebuilds each doc's text from its tokens (off).
+* ``trace-graph``: the encoder's trace takes the fused attention kernel's own mask shape and
+  reduces pooled rows inside the trace (on), or takes the 2-D mask and pools in Python (off).
 
     python -m bench.experiments.processor_switch_ab encoder --rounds 6 --docs 3000 \\
         --out bench/results/encoder-ab-cpu.json
@@ -33,7 +35,7 @@ from bench.harness.host import BUFFER, near_zero_model
 from bench.harness.machine import describe, source_revision
 
 
-def _encoder(on: bool) -> Callable[[], None]:
+def _encoder(processor: Any, on: bool) -> Callable[[], None]:
     import stream_trf.text.wordpieces as wordpieces
 
     fast = wordpieces._encode_without_offsets
@@ -45,7 +47,7 @@ def _encoder(on: bool) -> Callable[[], None]:
     return apply
 
 
-def _kept_text(on: bool) -> Callable[[], None]:
+def _kept_text(processor: Any, on: bool) -> Callable[[], None]:
     import stream_trf.stream.processor as processor
 
     keeping = processor._docs_keeping_text
@@ -61,7 +63,30 @@ def _kept_text(on: bool) -> Callable[[], None]:
     return apply
 
 
-SWITCHES = {"encoder": _encoder, "kept-text": _kept_text}
+def _trace_graph(processor: Any, on: bool) -> Callable[[], None]:
+    from stream_trf.model.traced import TracedEncoder, _Checks, _LastHiddenState, _trace_checked
+
+    runner = processor.nlp.get_pipe("trf_tok2vec").runner
+    chosen = runner.traced
+    if not on:  # the trace as it was before: the model's 2-D mask, no pooled reduction
+        plain: dict[bool, Any] = {}
+        for types in chosen.modules:
+            checks = _Checks(
+                runner.model, runner.config.vocab_size, runner.pad_id, types, runner.device
+            )
+            module = _trace_checked(_LastHiddenState(runner.model), checks)
+            if module is None:
+                raise SystemExit("the near-zero model did not trace with the 2-D mask")
+            plain[types] = module
+        chosen = TracedEncoder(plain)
+
+    def apply() -> None:
+        runner.traced = chosen
+
+    return apply
+
+
+SWITCHES = {"encoder": _encoder, "kept-text": _kept_text, "trace-graph": _trace_graph}
 
 
 def main() -> None:
@@ -77,11 +102,12 @@ def main() -> None:
     from stream_trf.stream.records import Source
     from stream_trf.stream.worker import build_processor
 
-    settings = {"on": SWITCHES[args.switch](True), "off": SWITCHES[args.switch](False)}
     texts = read_texts(default_data_path(), 2 * args.docs)
-    cpu: dict[str, list[float]] = {name: [] for name in settings}
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
     with tempfile.TemporaryDirectory() as tmp:
         processor = build_processor(Settings(model=str(near_zero_model(Path(tmp) / "model"))))
+        switch = SWITCHES[args.switch]
+        settings = {"on": switch(processor, True), "off": switch(processor, False)}
 
         def buffers(batch: list[str], first: int) -> list[list[RawMessage]]:
             messages = [

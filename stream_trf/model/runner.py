@@ -348,9 +348,13 @@ class TransformerRunner:
                     inputs["token_type_ids"] = torch.from_numpy(
                         np.where(mask, type_ids[where], 0)
                     ).to(self.device)
-                last_t = self.infer(inputs)
+                reduced = self.traced.pooled(inputs) if self.traced is not None else None
+                if reduced is None:
+                    pooled = _pooled_arrays(self.infer(inputs), lengths)
+                else:  # reduced inside the trace (model/traced.py)
+                    pooled = (to_host(reduced[0]), to_host(reduced[1]), to_host(reduced[2]))
                 self.stats.add(len(lengths), int(lengths.sum()), len(lengths) * longest)
-                return _pooled_arrays(last_t, lengths)
+                return pooled
         except Exception as err:
             self._split_after(err, len(lengths))
             half = len(lengths) // 2

@@ -36,6 +36,32 @@ def test_each_family_traces_and_matches_the_eager_model(tiny_dir) -> None:
             np.testing.assert_allclose(g.last_hidden_state, w.last_hidden_state, atol=1e-5)
 
 
+def test_each_familys_pooled_trace_reduces_as_the_eager_model_does(tiny_dir, family) -> None:
+    """The reduction traced onto the encoder (row sums, first and last real rows) against the
+    eager model's padded output reduced in Python, for both signatures; the fused kernel's
+    own mask shape is taken where attention is bidirectional, never by a causal model."""
+    traced = TransformerRunner(tiny_dir, trace="on")
+    eager = TransformerRunner(tiny_dir, trace="off")
+    assert traced.traced is not None
+    assert set(traced.traced.pooled_modules) == set(traced.traced.modules)
+    assert traced.traced.key_mask[False] == (family in ("bert", "roberta"))
+    ids = _sequences(traced, seed=1)
+    lengths = np.array([len(x) for x in ids])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    flat = np.concatenate(ids)
+    for flat_types in [None, *([flat % 2] if traced._accepts_types else [])]:
+        per_sequence = [
+            None if flat_types is None else flat_types[a : a + n] for a, n in zip(starts, lengths)
+        ]
+        # the path predict_pooled takes
+        assert traced.traced.pooled(traced.pad(ids, per_sequence)) is not None
+        got = traced.predict_pooled(flat, flat_types, starts, lengths)
+        want = eager.predict_pooled(flat, flat_types, starts, lengths)
+        for g, w in zip(got, want):
+            assert g.dtype == np.float32 and g.shape == (len(ids), traced.width)
+            np.testing.assert_allclose(g, w, atol=1e-5)
+
+
 def test_auto_traces_on_a_cpu_only_where_it_applies(tiny_models) -> None:
     assert TransformerRunner(tiny_models["bert"]).traced is not None  # auto, CPU
     assert TransformerRunner(tiny_models["bert"], trace="off").traced is None
