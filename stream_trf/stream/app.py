@@ -2,14 +2,15 @@
 
 At least once, nothing lost:
 
-* chunks of what the agent's channel holds, up to ``max_batch`` records, waiting at most
-  ``batch_within`` seconds for more (``stream/intake.py``: faust's per-event stream machinery
-  is skipped); acking is left to us;
+* the consumer's fetch loop hands each fetched batch of input records to the agent's intake
+  in one step, and the agent takes chunks of it, up to ``max_batch`` records, waiting at most
+  ``batch_within`` seconds for more (``stream/intake.py``: faust's per-record conductor,
+  channel and stream machinery are skipped); acking is left to us;
 * those chunks wait, merged, until the model is free (``stream/feeder.py``): each batch is what
   arrived while the one before it computed, so its size follows the load;
 * a batch's outputs go to the producer as one record batch per partition
   (``stream/batches.py``);
-* a batch's events are acked only after every output of it (enriched record or dead letter),
+* a batch's records are acked only after every output of it (enriched record or dead letter),
   and of every batch before it, has been acknowledged by the broker — publishing retries with
   backoff until it is, unless the broker refused an output for good (too large, invalid, not
   authorized): that output becomes a dead letter and the partition goes on
@@ -51,8 +52,8 @@ from ..monitor.monitor import Monitor
 from ..settings import Settings
 from .batches import PartitionBatches
 from .feeder import Feeder
-from .handoff import install as hand_off_directly
-from .intake import channel_of, chunks
+from .intake import Intake
+from .intake import install as hand_over_fetched_batches
 from .kafka import broker_credentials
 from .lag_probe import LagProbe, own_offsets
 from .processor import BatchProcessor, Output, RawMessage
@@ -156,10 +157,9 @@ def _add_lag_timer(app: faust.App, settings: Settings, monitor: Monitor) -> None
     app.on_before_shutdown.connect(close_probe)  # type: ignore[arg-type]
 
 
-def raw_message(event: Any) -> RawMessage:
-    """A faust event as the processor sees it: value, where it came from (with the record's
+def raw_message(m: Any) -> RawMessage:
+    """A faust message as the processor sees it: value, where it came from (with the record's
     key and headers), when it was produced; or the batch the consumer could not decode."""
-    m = event.message
     headers = tuple((str(k), bytes(v or b"")) for k, v in (m.headers or ()))
     timestamp_ms = int(m.timestamp * 1000) if m.timestamp else None
     value = m.value
@@ -173,7 +173,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     """The faust app with the enrichment agent, wired to ``processor``."""
     _patch_consumer()
     guard_undecodable_batches()
-    hand_off_directly()
+    hand_over_fetched_batches()
     data_dir = settings.operations.data_dir or tempfile.mkdtemp(prefix="stream-trf-faust-")
     app = faust.App(
         settings.topics.group_id,
@@ -208,6 +208,7 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         "partitions": settings.topics.partitions,
     }
     source_topic = app.topic(settings.topics.input_topic, **topic_kwargs)
+    intake = Intake(app, settings.topics.input_topic, maxsize=app.conf.stream_buffer_maxsize)
     output_topic = app.topic(settings.topics.output_topic, **topic_kwargs)
     dlq_topic = app.topic(settings.topics.dlq_topic, **topic_kwargs)
     metrics_topic = (
@@ -332,7 +333,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     async def enrich(stream: Any) -> None:
         """Taken chunks wait, merged, until the model is free (stream/feeder.py): while the
         model computes one batch, the one before it is published and the next one gathers.
-        The chunks come from the stream's channel directly (stream/intake.py)."""
+        The chunks come from the intake the fetch loop fills (stream/intake.py); the stream
+        itself is only iterated to subscribe the agent to its topic."""
 
         async def compute(taken: list[tuple[Any, RawMessage]]) -> list[Output]:
             """One batch through the processor in the model thread (fetching, heartbeats and
@@ -341,22 +343,21 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
             return await loop.run_in_executor(executor, processor.process, [m for _, m in taken])
 
         async def deliver(taken: list[tuple[Any, RawMessage]], outputs: list[Output]) -> None:
-            """Publish, show the monitor, then ack the events: their offsets are committed only
+            """Publish, show the monitor, then ack the records: their offsets are committed only
             now (at least once)."""
             observe(await publisher.publish(outputs))
-            for event, _ in taken:
-                event.ack()
+            intake.ack(message for message, _ in taken)
             log_progress(feeder.sizes)
 
         feeder: Feeder[tuple[Any, RawMessage], list[Output]] = Feeder(
             compute, deliver, max_batch=settings.batching.max_batch, in_flight=IN_FLIGHT
         )
-        channel = channel_of(stream)
+        stream.channel.__aiter__()  # registers the agent's channel: the topic is subscribed
         try:
-            async for events in chunks(
-                channel, settings.batching.max_batch, settings.batching.batch_within
+            async for messages in intake.chunks(
+                settings.batching.max_batch, settings.batching.batch_within
             ):
-                await feeder.add([(e, raw_message(e)) for e in events])
+                await feeder.add([(m, raw_message(m)) for m in messages])
         except asyncio.CancelledError:
             # Stopping (SIGTERM): finish the dispatched batches and publish them before their
             # events are acked and committed, then let the agent stop. Records still waiting

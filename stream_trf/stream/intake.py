@@ -1,83 +1,232 @@
-"""The agent's input in chunks, read straight from its channel's queue.
+"""The input topic's records handed to the agent a fetched batch at a time.
 
-faust's ``Stream.noack_take`` runs its stream machinery for every event (a processor coroutine
-that buffers it, the passive drainer, the timed wait for the buffer, sensors on the way in and
-out): on a fast device that cost more of the event loop than fetching, publishing and acking
-together. The conductor still turns each fetched record into an event on the agent's channel,
-and the consumer still commits only acknowledged offsets; here a chunk is simply whatever the
-channel holds, up to ``max_batch``, waiting up to ``within`` seconds after its first event for
-more. What the stream did with each event it took is kept (``Admission``): events fetched
-before a rebalance are dropped, the rest tracked until acked, so that a stopping worker waits
-for them before its last commit. Each event is acked with ``event.ack()`` once its output is
-published (stream/app.py).
+faust hands every fetched record on by itself: its fetch loop (``Consumer._drain_messages``)
+makes it a message, passes it through the conductor (a lock, flow control, the producer's
+buffer, a decode), makes an event and puts that in the agent's channel, record by record, and
+the agent's stream then takes each event through its own machinery. On a fast device that
+per-record Python was most of the worker's event loop. Here the fetch loop is replaced for the
+app that carries an :class:`Intake`: each batch the consumer fetches goes into the intake in
+one step, and the agent takes chunks of it (:meth:`Intake.chunks`). faust keeps everything
+else: the consumer group, assignment, offsets, commits of acknowledged records only, the web
+server, the agent's lifecycle. Records of any other topic take faust's own path.
+
+What faust did with each record on the way is kept. Read offsets advance per partition (a
+record at or below the last one read is skipped; a gap is recorded for the commit). A message
+is tracked as pending acknowledgement when the agent takes it, so that a stopping worker waits
+for it before its last commit, and acknowledged with :meth:`Intake.ack` once its output is
+published (at least once). A rebalance suspends the flow and clears the intake (faust's flow
+control manages it as it manages channel queues); a message fetched before the latest
+rebalance is dropped unprocessed when taken (the partition's owner reads it again from the
+committed offset). A full intake stops the fetch loop until the agent has taken enough.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
-# How often a chunk that is not full looks for more events, until ``within`` has passed.
+log = logging.getLogger(__name__)
+
+# How often a chunk that is not full looks for more messages, until ``within`` has passed.
 POLL_SECONDS = 0.005
 
-
-def channel_of(stream: Any) -> Any:
-    """The iterating clone of the agent's topic channel (registering it with faust's conductor,
-    as iterating the stream would), whose queue the conductor fills."""
-    return stream.channel.__aiter__()
+_INSTALLED = "_stream_trf_batch_intake"
 
 
-async def chunks(channel: Any, max_batch: int, within: float) -> AsyncIterator[list[Any]]:
-    """Lists of the channel's events: at least one, at most ``max_batch``; after the first,
-    what is already queued, then what arrives within ``within`` seconds of it."""
-    if max_batch < 1:
-        raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-    queue = channel.queue
-    admit = Admission(channel.app)
-    loop = asyncio.get_running_loop()
-    while True:
-        events: list[Any] = []
-        while not events:
-            event = await queue.get()
-            if admit(event):
-                events.append(event)
-        deadline = loop.time() + within
-        while len(events) < max_batch:
-            try:
-                event = queue.get_nowait()
-            except asyncio.QueueEmpty:
+class Intake:
+    """Messages of one topic fetched and not yet taken by the agent, at most ``maxsize`` (the
+    fetch loop waits while it is full)."""
+
+    def __init__(self, app: Any, topic: str, maxsize: int) -> None:
+        if maxsize < 1:
+            raise ValueError(f"maxsize must be at least 1, got {maxsize}")
+        self.app = app
+        self.topic = topic
+        self.maxsize = maxsize
+        self.messages: deque[Any] = deque()
+        self._arrived = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        app._stream_trf_intake = self
+        app.flow_control.manage_queue(self)  # cleared with the channels on a rebalance
+
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    def put(self, messages: list[Any]) -> None:
+        """A fetched batch's messages, in order, for the agent."""
+        if messages:
+            self.messages.extend(messages)
+            self._arrived.set()
+            if len(self.messages) >= self.maxsize:
+                self._space.clear()
+
+    async def wait_for_space(self) -> None:
+        await self._space.wait()
+
+    def clear(self) -> None:
+        """Drop what the agent has not taken (a rebalance: flow control calls this)."""
+        self.messages.clear()
+        self._space.set()
+
+    async def chunks(self, max_batch: int, within: float) -> AsyncIterator[list[Any]]:
+        """Lists of messages: at least one, at most ``max_batch``; after the first, what is
+        already here, then what arrives within ``within`` seconds of it."""
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        admit = Admission(self.app, self.topic)
+        loop = asyncio.get_running_loop()
+        messages = self.messages
+        while True:
+            chunk: list[Any] = []
+            while not chunk:
+                while not messages:
+                    self._arrived.clear()
+                    await self._arrived.wait()
+                chunk = admit(self._take(max_batch))
+            deadline = loop.time() + within
+            while len(chunk) < max_batch:
+                if messages:
+                    chunk += admit(self._take(max_batch - len(chunk)))
+                    continue
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                # Polled, not a cancelled ``queue.get()``: an event taken just as a timeout
-                # cancels its getter would be lost, and its offset never committed.
                 await asyncio.sleep(min(remaining, POLL_SECONDS))
-                continue
-            if admit(event):
-                events.append(event)
-        yield events
+            yield chunk
+
+    def _take(self, n: int) -> list[Any]:
+        messages = self.messages
+        taken = [messages.popleft() for _ in range(min(n, len(messages)))]
+        if len(messages) < self.maxsize:
+            self._space.set()
+        return taken
+
+    def ack(self, messages: Iterable[Any]) -> None:
+        """These messages' outputs are published: their offsets may be committed."""
+        ack = self.app.consumer.ack
+        for message in messages:
+            ack(message)
 
 
 class Admission:
-    """What faust's stream does with each event it takes, done here: an event fetched before
-    the latest rebalance (another generation, or flow control paused) is dropped unprocessed
-    (the partition's owner reads it again from the committed offset); any other is tracked as
-    pending acknowledgement, so that a stopping worker waits for it before its last commit."""
+    """What faust's stream does with each event it takes, done here for a list of messages: one
+    fetched before the latest rebalance (another generation, or the flow suspended) is
+    dropped unprocessed; any other is tracked as pending acknowledgement."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, topic: str) -> None:
         self.app = app
-        self.consumer = app.consumer
-        self.acking_topics = app.topics.acking_topics
+        self.acking = topic in app.topics.acking_topics
 
-    def __call__(self, event: Any) -> bool:
-        message = event.message
+    def __call__(self, messages: list[Any]) -> list[Any]:
         app = self.app
-        if not app.flow_control.is_active() or message.generation_id != (
-            app.consumer_generation_id
-        ):
-            return False
-        if message.topic in self.acking_topics and not message.tracked:
-            message.tracked = True
-            self.consumer.track_message(message)
-        return True
+        if not app.flow_control.is_active():
+            return []
+        generation = app.consumer_generation_id
+        admitted = [m for m in messages if m.generation_id == generation]
+        if self.acking:
+            track = app.consumer.track_message
+            for message in admitted:
+                if not message.tracked:
+                    message.tracked = True
+                    track(message)
+        return admitted
+
+
+def install() -> None:
+    """Patch faust's consumer class (idempotent): an app with an :class:`Intake` has its
+    fetched batches handed over by :func:`drain_in_batches`; any other app is untouched."""
+    from faust.transport.consumer import Consumer
+
+    if getattr(Consumer, _INSTALLED, False):
+        return
+    original = Consumer._drain_messages
+
+    async def _drain_messages(self: Any, fetcher: Any) -> None:
+        intake = getattr(self.app, "_stream_trf_intake", None)
+        if intake is None:
+            await original(self, fetcher)
+        else:
+            await drain_in_batches(self, fetcher, intake)
+
+    Consumer._drain_messages = _drain_messages  # type: ignore[method-assign]
+    setattr(Consumer, _INSTALLED, True)
+
+
+async def drain_in_batches(consumer: Any, fetcher: Any, intake: Intake) -> None:
+    """faust's fetch loop (``Consumer._drain_messages``), a fetched batch at a time: until the
+    consumer or the fetcher stops, fetch, skip what was read already, note gaps, commit when
+    ``broker_commit_every`` acknowledgements are due, and put the batch's messages of the
+    intake's topic into it (other topics: one by one, as faust does)."""
+    from faust.transport.consumer import CONSUMER_FETCHING
+
+    app = consumer.app
+    consumer_stopped = consumer._stopped.is_set
+    fetcher_stopped = fetcher._stopped.is_set
+    read_offset = consumer._read_offset
+    to_message = consumer._to_message
+    acks_enabled_for = app.topics.acks_enabled_for
+    commit_every = consumer._commit_every
+    topic = intake.topic
+    try:
+        while not (consumer_stopped() or fetcher_stopped()):
+            consumer.diag.set_flag(CONSUMER_FETCHING)
+            records, active = await consumer._wait_next_records(1.0)
+            await consumer.sleep(0)
+            if records is None or consumer.should_stop:
+                consumer.diag.unset_flag(CONSUMER_FETCHING)
+                continue
+            if not consumer.flow_active:  # a rebalance began: back to the committed offsets
+                try:
+                    await consumer.perform_seek()
+                except Exception as err:
+                    log.warning("exception performing seek when flow not active %r", err)
+                continue
+            mine: list[Any] = []
+            others: list[Any] = []
+            last_read: dict[Any, int] = {}
+            for tp, batch in records.items():
+                if not (active is None or tp in active or tp in consumer._buffered_partitions):
+                    continue
+                app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
+                into = mine if tp.topic == topic else others
+                r_offset = read_offset[tp]
+                for record in batch:
+                    offset = record.offset
+                    if r_offset is not None and offset < r_offset:
+                        continue  # read already (faust's rule: the offset last read may come again)
+                    if r_offset and offset - r_offset > 1 and acks_enabled_for(tp.topic):
+                        await consumer._add_gap(tp, r_offset + 1, offset)
+                    into.append(to_message(tp, record))
+                    r_offset = offset
+                if r_offset is not None:
+                    last_read[tp] = r_offset
+            if commit_every is not None and consumer._n_acked >= commit_every:
+                consumer._n_acked = 0
+                await consumer.commit()
+            if mine:
+                if len(intake) >= intake.maxsize:
+                    await consumer.wait_first(intake.wait_for_space(), consumer.suspend_flow.wait())
+                if not consumer.flow_active:
+                    continue  # suspended while waiting: this batch is read again after it
+                intake.put(mine)
+            for message in others:
+                await consumer.wait_first(consumer.callback(message), consumer.suspend_flow.wait())
+            for tp, offset in last_read.items():
+                read_offset[tp] = offset
+            consumer.diag.unset_flag(CONSUMER_FETCHING)
+    except consumer.consumer_stopped_errors:
+        if consumer.transport.app.should_stop:
+            log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if consumer.transport.app.should_stop:
+            log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    finally:
+        consumer.diag.unset_flag(CONSUMER_FETCHING)
