@@ -86,7 +86,22 @@ def _trace_graph(processor: Any, on: bool) -> Callable[[], None]:
     return apply
 
 
-SWITCHES = {"encoder": _encoder, "kept-text": _kept_text, "trace-graph": _trace_graph}
+def _prefetch(processor: Any, on: bool) -> Callable[[], None]:
+    cfg = processor.nlp.get_pipe("trf_tok2vec").cfg
+    chosen = cfg["prefetch"] if on else 0
+
+    def apply() -> None:
+        cfg["prefetch"] = chosen
+
+    return apply
+
+
+SWITCHES = {
+    "encoder": _encoder,
+    "kept-text": _kept_text,
+    "trace-graph": _trace_graph,
+    "prefetch": _prefetch,
+}
 
 
 def main() -> None:

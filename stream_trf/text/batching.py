@@ -103,30 +103,47 @@ def make_batches(
     return batches
 
 
+# Up to this many candidate starts, a run's best start is found in a plain loop: numpy's fixed
+# cost per call is more than the loop's at the worker's CPU budget (500 wordpieces: ~8-25).
+_LOOP_AT_MOST = 32
+
+
 def _optimal_cuts(
     xs: npt.NDArray[np.int64], order: npt.NDArray[np.int64], budget: int, batch_cost: float
 ) -> list[list[int]]:
     """Cut sorted lengths ``xs`` into runs minimising Σ (rows × longest + batch_cost), each run
     within ``budget`` unless it is a single sequence. ``best[j]``: the least cost of the first
     ``j``; a run ``[i, j)`` costs ``(j - i) * xs[j - 1]`` (sorted, so its last is its longest).
-    One vectorised minimum per ``j``."""
+    For each ``j``, the least ``best[i] - i * xs[j - 1]`` over the allowed starts (the first
+    where several tie): in a loop when they are few, else one vectorised minimum."""
     n = len(xs)
-    best = np.zeros(n + 1, dtype=np.float64)
-    cut = np.zeros(n + 1, dtype=np.int64)
+    best = [0.0] * (n + 1)
+    best_array = np.zeros(n + 1, dtype=np.float64)
+    cut = [0] * (n + 1)
     positions = np.arange(n + 1, dtype=np.float64)
     longest = xs.tolist()
     for j in range(1, n + 1):
         m = longest[j - 1]
         rows = budget // m if m > 0 else j
         lo = max(0, j - max(rows, 1))
-        cost = best[lo:j] + (j - positions[lo:j]) * m
-        k = int(np.argmin(cost))
-        best[j] = cost[k] + batch_cost
-        cut[j] = lo + k
+        if j - lo <= _LOOP_AT_MOST:
+            k, least = lo, best[lo] - lo * m
+            for i in range(lo + 1, j):
+                value = best[i] - i * m
+                if value < least:
+                    k, least = i, value
+            total = least + j * m + batch_cost
+        else:
+            cost = best_array[lo:j] + (j - positions[lo:j]) * m
+            k = lo + int(np.argmin(cost))
+            total = float(cost[k - lo]) + batch_cost
+        best[j] = total
+        best_array[j] = total
+        cut[j] = k
     runs: list[list[int]] = []
     j = n
     while j > 0:
-        i = int(cut[j])
+        i = cut[j]
         runs.append(order[i:j].tolist())
         j = i
     runs.reverse()

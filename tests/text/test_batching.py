@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream_trf.text import batching
 from stream_trf.text.batching import Window, make_batches, plan_windows, stitch
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +218,25 @@ def test_make_batches_optimal_cuts_never_cost_more_than_greedy(
     assert (
         _objective(lengths, optimal, batch_cost) <= _objective(lengths, greedy, batch_cost) + 1e-6
     )
+
+
+@given(
+    lengths=st.lists(st.integers(0, 120), max_size=80),
+    budget=st.integers(1, 2000),
+    batch_cost=st.sampled_from([0.0, 5.0, 32.0, 200.0]),
+)
+@settings(max_examples=100, deadline=None)
+def test_optimal_cuts_are_the_same_found_in_a_loop_or_vectorised(
+    lengths: list[int], budget: int, batch_cost: float
+) -> None:
+    """Each run's best start is searched in a plain loop among few candidates, vectorised among
+    many: every start either way gives the same cuts (ties: the first start)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(batching, "_LOOP_AT_MOST", 10**9)
+        looped = make_batches(lengths, budget, batch_cost)
+        m.setattr(batching, "_LOOP_AT_MOST", 0)
+        vectorised = make_batches(lengths, budget, batch_cost)
+    assert looped == vectorised
 
 
 def test_make_batches_optimal_cuts_hand_made() -> None:
