@@ -185,6 +185,7 @@ async def drain_in_batches(consumer: Any, fetcher: Any, intake: Intake) -> None:
                 except Exception as err:
                     log.warning("exception performing seek when flow not active %r", err)
                 continue
+            generation = app.consumer_generation_id
             mine: list[Any] = []
             others: list[Any] = []
             last_read: dict[Any, int] = {}
@@ -202,21 +203,24 @@ async def drain_in_batches(consumer: Any, fetcher: Any, intake: Intake) -> None:
                         await consumer._add_gap(tp, r_offset + 1, offset)
                     into.append(to_message(tp, record))
                     r_offset = offset
-                if r_offset is not None:
+                if r_offset is not None and into is mine:
                     last_read[tp] = r_offset
             if commit_every is not None and consumer._n_acked >= commit_every:
                 consumer._n_acked = 0
                 await consumer.commit()
-            if mine:
-                if len(intake) >= intake.maxsize:
-                    await consumer.wait_first(intake.wait_for_space(), consumer.suspend_flow.wait())
-                if not consumer.flow_active:
-                    continue  # suspended while waiting: this batch is read again after it
-                intake.put(mine)
-            for message in others:
+            if mine and len(intake) >= intake.maxsize:
+                await consumer.wait_first(intake.wait_for_space(), consumer.suspend_flow.wait())
+            if not consumer.flow_active or app.consumer_generation_id != generation:
+                # a rebalance began while this batch waited: the partitions' owners read it
+                # again from the committed offsets (and the seek set the read offsets)
+                continue
+            intake.put(mine)
+            read_offset.update(last_read)
+            for message in others:  # one by one, as faust does
                 await consumer.wait_first(consumer.callback(message), consumer.suspend_flow.wait())
-            for tp, offset in last_read.items():
-                read_offset[tp] = offset
+                if not consumer.flow_active:
+                    break
+                read_offset[message.tp] = message.offset
             consumer.diag.unset_flag(CONSUMER_FETCHING)
     except consumer.consumer_stopped_errors:
         if consumer.transport.app.should_stop:

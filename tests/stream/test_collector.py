@@ -15,7 +15,11 @@ def test_survivors_are_frozen_and_later_garbage_is_still_collected() -> None:
     kept = [Node() for _ in range(100)]
     try:
         frozen = freeze_survivors("test")
-        assert frozen == gc.get_freeze_count() and frozen >= 100
+        # (objects frozen may die by reference counting any time after, in any thread: the
+        # count is the one at the freeze, not an invariant)
+        assert frozen >= 100
+        walked = {id(o) for o in gc.get_objects()}  # the permanent generation is not walked
+        assert not walked & {id(n) for n in kept}
         collected = []
         gc.callbacks.append(lambda phase, info: collected.append(info.get("collected", 0)))
         try:

@@ -234,3 +234,25 @@ def test_a_batch_waiting_for_room_when_the_flow_is_suspended_is_dropped() -> Non
         assert consumer._read_offset[tp] == 0  # nor counted as read
 
     asyncio.run(run())
+
+
+def test_a_batch_fetched_before_a_rebalance_that_ended_while_it_waited_is_dropped() -> None:
+    """The whole rebalance passed while the batch waited for room (the intake cleared, a new
+    generation, the flow active again): it is not put, and the read offsets the seek set are
+    left alone, so that the partitions are read again from the committed offsets."""
+
+    async def run() -> None:
+        app = App()
+        intake = Intake(app, TOPIC, maxsize=1)
+        tp = TP(TOPIC, 0)
+        consumer = Consumer(app, [{tp: _records(0)}, {tp: _records(1, 2)}])
+        loop = asyncio.create_task(drain_in_batches(consumer, consumer.fetcher, intake))
+        await asyncio.sleep(0.05)
+        app.consumer_generation_id = 2
+        consumer._read_offset[tp] = 0  # the seek to the committed offset
+        app.flow_control.clear()  # the intake cleared: room, and the loop goes on
+        await asyncio.wait_for(loop, timeout=5)
+        assert len(intake) == 0
+        assert consumer._read_offset[tp] == 0
+
+    asyncio.run(run())
