@@ -463,6 +463,27 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-6.json",
+                what="Host-side cost, fifth round of issue 29 (fetched batches handed to the "
+                "agent's intake whole, the trace's mask and pooling, sub-batch cuts in a loop): "
+                "against 65a33a4, 6 rounds alternating",
+                date="2026-12-03",
+            ),
+            e(
+                "throughput-cpu-r5.json",
+                "throughput-cpu-r5.png",
+                what="Ceiling, library, worker and the host system after issue 29's fifth round "
+                "(2,000 docs, no sweep, no peers): the CPU targets re-measured",
+                date="2026-12-03",
+            ),
+            e(
+                "trace-graph-ab-cpu.json",
+                what="The batch processor on the near-zero model with the trace taking the fused "
+                "kernel's mask and reducing pooled rows, against the 2-D mask and pooling in "
+                "Python, switched every buffer in one process",
+                date="2026-12-03",
+            ),
+            e(
                 "lag-burst-cpu.json",
                 what="Consumer lag after a 3,000-doc burst: its peak and the time one worker "
                 "takes to catch up (machine shared: indicative)",

@@ -2,8 +2,9 @@
 (issue 29): for steps too small to see through the host's drift between processes.
 
 The processor runs the same buffers after a warm-up, rounds alternating the switch's two
-settings, and each setting's CPU-ms per document (the process's, every thread) is reported with
-the paired ratios ``on / off``: both settings see the same drift. Switches:
+settings (whole passes, or with ``--every buffer`` each buffer run both ways), and each
+setting's CPU-ms per document (the process's, every thread) is reported with the paired ratios
+``on / off``: both settings see the same drift. Switches:
 
 * ``encoder``: without an alignment (the worker's default unless records carry tokens or
   wordpieces) the Rust tokenizer's ``encode_batch_fast``, which computes no offsets (on), or
@@ -12,6 +13,8 @@ the paired ratios ``on / off``: both settings see the same drift. Switches:
   it (on), or the wordpiecer rebuilds each doc's text from its tokens (off).
 * ``trace-graph``: the encoder's trace takes the fused attention kernel's own mask shape and
   reduces pooled rows inside the trace (on), or takes the 2-D mask and pools in Python (off).
+* ``prefetch``: ``trf_tok2vec`` runs the components before it a batch ahead in a thread (on,
+  its default), or in the calling thread (off).
 
     python -m bench.experiments.processor_switch_ab encoder --rounds 6 --docs 3000 \\
         --out bench/results/encoder-ab-cpu.json
@@ -109,6 +112,13 @@ def main() -> None:
     ap.add_argument("switch", choices=sorted(SWITCHES), help="what to turn on and off")
     ap.add_argument("--docs", type=int, default=3000, help="documents per timed pass")
     ap.add_argument("--rounds", type=int, default=6, help="timed passes per setting")
+    ap.add_argument(
+        "--every",
+        choices=("pass", "buffer"),
+        default="pass",
+        help="switch between whole passes, or between the two settings on every buffer (the "
+        "same buffer run both ways, in alternating order: drift within a pass cancels)",
+    )
     ap.add_argument("--out", type=Path, help="write the result here as JSON")
     args = ap.parse_args()
 
@@ -135,20 +145,32 @@ def main() -> None:
             processor.process(buffer)
         work = buffers(texts[: args.docs], 0)
         try:
-            for _ in range(args.rounds):
-                for name, apply in settings.items():
-                    apply()
-                    start = time.process_time()
-                    for buffer in work:
+            for k in range(args.rounds):
+                if args.every == "pass":
+                    for name, apply in settings.items():
+                        apply()
+                        start = time.process_time()
+                        for buffer in work:
+                            processor.process(buffer)
+                        cpu[name].append(1000 * (time.process_time() - start) / args.docs)
+                    continue
+                spent = {"on": 0.0, "off": 0.0}
+                for b, buffer in enumerate(work):
+                    for name in ("on", "off") if (b + k) % 2 == 0 else ("off", "on"):
+                        settings[name]()
+                        start = time.process_time()
                         processor.process(buffer)
-                    cpu[name].append(1000 * (time.process_time() - start) / args.docs)
+                        spent[name] += time.process_time() - start
+                for name, seconds in spent.items():
+                    cpu[name].append(1000 * seconds / args.docs)
         finally:
             settings["on"]()
     ratios = [on / off for on, off in zip(cpu["on"], cpu["off"])]
     result: dict[str, Any] = {
         "benchmark": f"processor-switch-ab ({args.switch})",
         "command": f"python -m bench.experiments.processor_switch_ab {args.switch} "
-        f"--rounds {args.rounds} --docs {args.docs}" + (f" --out {args.out}" if args.out else ""),
+        f"--rounds {args.rounds} --docs {args.docs} --every {args.every}"
+        + (f" --out {args.out}" if args.out else ""),
         "machine": describe(),
         "code": source_revision(),
         "model": "near-zero (BERT, 1 layer, width 32, the default model's tokenizer)",
