@@ -205,7 +205,7 @@ def run_host(texts: list[str], warmup: list[str], *, log_dir: Path | None = None
     from stream_trf.stream.broker import EmbeddedBroker
     from stream_trf.stream.local import WorkerProcess
 
-    from .machine import cpu_between, process_cpu
+    from .machine import cpu_between, process_cpu, thread_cpu, threads_between
     from .measure import run_measurement
     from .worker import bench_settings, run_round
 
@@ -230,10 +230,21 @@ def run_host(texts: list[str], warmup: list[str], *, log_dir: Path | None = None
             warm = [{"id": f"warm-{i}", "text": t} for i, t in enumerate(warmup)]
             asyncio.run(run_round(settings, warm, None, timeout=1800))
             docs = [{"id": f"host-{i}", "text": t} for i, t in enumerate(texts)]
-            before = process_cpu(worker.pid)
+            before, threads_before = process_cpu(worker.pid), thread_cpu(worker.pid)
             t0 = time.time()
             out, _ = asyncio.run(run_round(settings, docs, None, timeout=1800))
-            cpu = cpu_between(before, process_cpu(worker.pid), len(docs))
+            after, threads_after = process_cpu(worker.pid), thread_cpu(worker.pid)
+            cpu = cpu_between(before, after, len(docs))
+            threads = (
+                threads_between(
+                    threads_before,
+                    threads_after,
+                    after["user_s"] + after["kernel_s"] - before["user_s"] - before["kernel_s"],
+                    len(docs),
+                )
+                if before and after
+                else None
+            )
             seconds = max(r["_kafka"]["received_ms"] for r in out) / 1000 - t0
         finally:
             worker.terminate()
@@ -244,6 +255,8 @@ def run_host(texts: list[str], warmup: list[str], *, log_dir: Path | None = None
         "docs_per_s": round(len(docs) / seconds, 1),
         "worker_cpu": cpu,
         "cpu_ms_per_doc": cpu["cpu_ms_per_doc"] if cpu else None,
+        # by thread: where the worker's CPU went (the prefetch threads end with each buffer)
+        "threads_cpu_ms_per_doc": threads,
     }
     floor_ms = floor_result["cpu_ms_per_doc"]
     forward_ms = processor_result.get("forward_cpu_ms_per_doc", 0.0)

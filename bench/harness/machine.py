@@ -148,6 +148,52 @@ def process_cpu(pid: int) -> dict[str, float] | None:
     return total if found else None
 
 
+def thread_cpu(pid: int) -> dict[tuple[int, int], tuple[str, float]]:
+    """Every live thread of ``pid`` and its descendants: ``(process, thread) → (role, CPU
+    seconds so far)``. The role is the thread's OS name without its number (the worker names
+    its threads: ``trf-lane``, ``trf-model``, ``trf-prefetch``; stream_trf/threads.py), ``event
+    loop`` for a process's main thread, ``other`` for unnamed ones (aiokafka's, executors')."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    out: dict[tuple[int, int], tuple[str, float]] = {}
+    for p in process_tree(pid):
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for entry in tids:
+            stat = _lines(f"/proc/{p}/task/{entry}/stat")
+            comm = _lines(f"/proc/{p}/task/{entry}/comm")
+            if not stat or not comm:
+                continue
+            fields = stat[0].rsplit(")", 1)[-1].split()
+            name = comm[0].strip()
+            if int(entry) == p:
+                role = "event loop"
+            elif name.startswith("trf-"):
+                role = name.rstrip("0123456789").rstrip("_")
+            else:
+                role = "other"
+            out[(p, int(entry))] = (role, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def threads_between(
+    before: dict[tuple[int, int], tuple[str, float]],
+    after: dict[tuple[int, int], tuple[str, float]],
+    total_s: float,
+    docs: int,
+) -> dict[str, float]:
+    """CPU-ms per document by thread role between two ``thread_cpu`` readings; what threads
+    that ended in between used (the prefetch thread ends with every buffer) is the process's
+    ``total_s`` less the live threads', as ``ended threads``."""
+    by_role: dict[str, float] = {}
+    for key, (role, seconds) in after.items():
+        spent = seconds - before.get(key, (role, 0.0))[1]
+        by_role[role] = by_role.get(role, 0.0) + spent
+    by_role["ended threads"] = max(0.0, total_s - sum(by_role.values()))
+    return {k: round(1000 * v / max(docs, 1), 4) for k, v in sorted(by_role.items())}
+
+
 def cpu_between(
     before: dict[str, float] | None, after: dict[str, float] | None, docs: int
 ) -> dict[str, float] | None:

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from ..threads import name_os_thread
+
 T = TypeVar("T")
 
 
@@ -44,6 +46,12 @@ def resolve_lanes(lanes: int, device: torch.device) -> int:
     return max(1, min(torch.get_num_threads(), cpu_cores()))
 
 
+def _start_lane(threads: int) -> None:
+    """A lane thread's own intra-op thread count, and its name for the OS (``trf-lane_N``)."""
+    torch.set_num_threads(threads)
+    name_os_thread()
+
+
 class Lanes:
     """``n`` threads that each call the model with ``threads`` intra-op threads."""
 
@@ -57,7 +65,7 @@ class Lanes:
             self._pool = ThreadPoolExecutor(
                 max_workers=n,
                 thread_name_prefix="stream-trf-lane",
-                initializer=torch.set_num_threads,
+                initializer=_start_lane,
                 initargs=(self.threads,),
             )
 

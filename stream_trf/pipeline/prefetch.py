@@ -14,6 +14,8 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
+from ..threads import name_os_thread
+
 T = TypeVar("T")
 
 _END = object()
@@ -46,6 +48,7 @@ def iter_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
         return False
 
     def produce() -> None:
+        name_os_thread()  # trf-prefetch, in top -H and the host benchmark's split
         try:
             for item in items:
                 if not put(item):

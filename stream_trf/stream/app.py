@@ -50,6 +50,7 @@ import orjson
 
 from ..monitor.monitor import Monitor
 from ..settings import Settings
+from ..threads import name_os_thread
 from .batches import PartitionBatches
 from .feeder import Feeder
 from .intake import Intake
@@ -216,7 +217,9 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
         if settings.topics.metrics_topic
         else None
     )
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-trf-model")
+    executor = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="stream-trf-model", initializer=name_os_thread
+    )
     state = {"started": time.time(), "last_log": time.time(), "busy_s": 0.0}
     monitor = Monitor(settings.monitor, worker=worker_name())
     app._stream_trf_monitor = monitor  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bench.harness.machine import cpu_between, process_cpu
+from bench.harness.machine import cpu_between, process_cpu, thread_cpu, threads_between
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -18,7 +18,7 @@ import mmap, sys
 m = mmap.mmap(-1, 256 * 2**20)
 for i in range(0, len(m), 4096):
     m[i] = 1
-sum(i * i for i in range(3_000_000))
+sum(i * i for i in range(8_000_000))  # ~0.4 s of user time: well above the 0.1 asked
 print("done", flush=True)
 sys.stdin.readline()
 """
@@ -57,3 +57,45 @@ def test_a_process_that_is_gone_has_no_figures() -> None:
     proc.wait()
     assert process_cpu(proc.pid) is None
     assert cpu_between(None, {"user_s": 1.0, "kernel_s": 0.0, "minor_faults": 0.0}, 1) is None
+
+
+def test_a_processs_cpu_splits_by_thread_role_and_ended_threads_still_count() -> None:
+    """Two named threads burn 0.3 s of CPU each, one ends before the second reading: the live
+    one's time is under its role, the ended one's under ``ended threads``."""
+    import os
+    import threading
+    import time
+
+    from stream_trf.threads import name_os_thread
+
+    burned, stop = threading.Event(), threading.Event()
+
+    def burn(then: threading.Event | None) -> None:
+        name_os_thread()
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+        if then is not None:
+            burned.set()
+            then.wait()
+
+    pid = os.getpid()
+
+    def own_threads() -> dict[tuple[int, int], tuple[str, float]]:
+        # this process's threads only: another test's child may exit in between
+        return {k: v for k, v in thread_cpu(pid).items() if k[0] == pid}
+
+    before, cpu_before = own_threads(), time.process_time()
+    live = threading.Thread(target=burn, args=(stop,), name="stream-trf-burn_0")
+    live.start()
+    gone = threading.Thread(target=burn, args=(None,), name="stream-trf-gone_0")
+    gone.start()
+    gone.join()
+    assert burned.wait(10)
+    after, total = own_threads(), time.process_time() - cpu_before
+    stop.set()
+    live.join()
+    split = threads_between(before, after, total, docs=1)  # ms per "document": ms in all
+    assert 250 <= split["trf-burn"] <= 450
+    assert 250 <= split["ended threads"] <= 450 + split.get("event loop", 0)
+    assert "trf-gone" not in split  # ended: only the process total knows it

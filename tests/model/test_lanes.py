@@ -31,9 +31,15 @@ def test_several_lanes_run_on_their_own_single_threaded_threads() -> None:
             barrier.wait()  # both calls are in flight at once, or this times out
             return _where()
 
+        def os_name() -> str:
+            with open(f"/proc/self/task/{threading.get_native_id()}/comm") as f:
+                return f.read().strip()
+
         results = [f.result() for f in [lanes.submit(meet), lanes.submit(meet)]]
+        names = {lanes.submit(os_name).result() for _ in range(4)}
     finally:
         lanes.close()
+    assert names <= {"trf-lane_0", "trf-lane_1"} and names  # top -H tells the lanes apart
     idents = {ident for ident, _ in results}
     assert len(idents) == 2 and threading.get_ident() not in idents
     assert {threads for _, threads in results} == {1}
