@@ -24,6 +24,7 @@ import torch
 from ..errors import UnsupportedModel
 from .gpu import resolve_device, to_host
 from .packed import packed_forward, packed_forward_flat, supports_packing
+from .pooling import pool_padded
 from .precision import apply_precision
 from .source import model_family
 from .traced import TRACE_MODES, TracedEncoder, trace_encoder
@@ -479,17 +480,11 @@ def _pool_padded(last_t: torch.Tensor, lengths: list[int]) -> list[PooledRows]:
 def _pooled_arrays(
     last_t: torch.Tensor, lengths: Sequence[int] | IntArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Padded sequences' row sums, first rows and last rows, reduced on the model's device: one
-    batched matrix product sums the real rows (padding weighs 0), two gathers take the ends."""
-    x = _float(last_t)
-    n = torch.as_tensor(np.asarray(lengths), device=x.device)
-    steps = torch.arange(x.shape[1], device=x.device)
-    weights = (steps[None, :] < n[:, None]).to(x.dtype).unsqueeze(1)
-    sums = to_host(torch.bmm(weights, x).squeeze(1))
-    # copies (clone, gather): a view would keep the whole padded output alive on the host
-    first = to_host(x[:, 0].clone())
-    final = to_host(x[torch.arange(len(n), device=x.device), n - 1])
-    return sums, first, final
+    """Padded sequences' row sums, first rows and last rows (``pool_padded``), on the host."""
+    n = torch.as_tensor(np.asarray(lengths), device=last_t.device)
+    mask = torch.arange(last_t.shape[1], device=last_t.device)[None, :] < n[:, None]
+    sums, first, final = pool_padded(last_t, mask)
+    return to_host(sums), to_host(first), to_host(final)
 
 
 def _pool_packed(last_t: torch.Tensor, lengths: Sequence[int]) -> list[PooledRows]:

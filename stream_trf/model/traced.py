@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .pooling import pool_padded
+
 log = logging.getLogger(__name__)
 
 TRACE_MODES = ("auto", "on", "off")
@@ -117,9 +119,8 @@ class _LastHiddenState(torch.nn.Module):
 
 
 class _PooledRows(torch.nn.Module):
-    """A traced encoder's output reduced as ``runner._pooled_arrays`` does: the real rows
-    summed (padding weighs 0), the first row and the last real one, in float32; copies, so
-    that nothing keeps the padded output alive."""
+    """A traced encoder's output reduced by ``pool_padded`` (model/pooling.py), recorded into
+    the trace with it."""
 
     def __init__(self, encoder: torch.nn.Module) -> None:
         super().__init__()
@@ -135,18 +136,7 @@ class _PooledRows(torch.nn.Module):
             x = self.encoder(input_ids, attention_mask)
         else:
             x = self.encoder(input_ids, attention_mask, token_type_ids)
-        return _pool(x, attention_mask)
-
-
-def _pool(
-    x: torch.Tensor, attention_mask: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x = x.float()
-    sums = torch.bmm(attention_mask.to(x.dtype).unsqueeze(1), x).squeeze(1)
-    first = x[:, 0].clone()
-    rows = torch.arange(x.shape[0], device=x.device)
-    final = x[rows, attention_mask.sum(1) - 1]
-    return sums, first, final
+        return pool_padded(x, attention_mask)
 
 
 def _inputs(
@@ -274,7 +264,7 @@ def _trace_pooled(
             module = torch.jit.trace(_PooledRows(encoder).eval(), checks.example, check_trace=False)
             for inputs, want in zip(checks.inputs, checks.wanted):
                 got = module(*inputs)
-                for g, w in zip(got, _pool(want, inputs[1])):
+                for g, w in zip(got, pool_padded(want, inputs[1])):
                     if g.shape != w.shape or not torch.allclose(g, w, rtol=1e-4, atol=1e-4):
                         log.warning("trace: the pooled reduction differs; pooling in Python")
                         return None
