@@ -43,6 +43,7 @@ KEPT = (
     "host_ab",
     "int8_schemes",
     "lag_burst",
+    "library_kept_docs",
     "processor_alone",
     "record_size",
     "selection_honesty",
@@ -481,6 +482,19 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 what="The batch processor on the near-zero model with the trace taking the fused "
                 "kernel's mask and reducing pooled rows, against the 2-D mask and pooling in "
                 "Python, switched every buffer in one process",
+                date="2026-12-03",
+            ),
+            e(
+                "library-kept-docs-ab-cpu.json",
+                what="The library's nlp.pipe with every doc kept alive or consumed as a stream, "
+                "with and without doc.tensor, chunks alternating in one process",
+                date="2026-12-03",
+            ),
+            e(
+                "throughput-cpu-r6.json",
+                "throughput-cpu-r6.png",
+                what="Ceiling, library (now consumed as a stream), worker and the host system "
+                "(2,000 docs, no sweep, no peers): the CPU targets re-measured",
                 date="2026-12-03",
             ),
             e(

@@ -39,3 +39,45 @@ def test_a_chunk_too_short_for_the_ceiling_shape_is_left_out(tiny_models) -> Non
         nlp, texts, {"lanes": 2, "row_length": 16, "rows_per_batch": 64}, chunk_docs=10
     )
     assert paired == {"chunks": []}
+
+
+def test_the_library_is_measured_as_a_stream_of_docs(tiny_models, monkeypatch) -> None:
+    """Every wordpiece counted, and no more than a batch or two of docs alive at once: the
+    library's figure is not charged for keeping the whole run's outputs."""
+    import weakref
+
+    from bench.harness.library import run_library
+
+    texts = [r["text"] for r in shared_descriptions(80)]
+    model = str(tiny_models["bert"])
+    expected = sum(
+        len(d._.trf_pieces.ids) for d in stream_trf.load(model, classifier=None).pipe(texts)
+    )
+    load = stream_trf.load
+    most_alive: list[tuple[int, int]] = []  # per nlp.pipe call: (docs, most alive at once)
+
+    def watched_load(*args, **kwargs):
+        nlp = load(*args, **kwargs)
+        pipe = nlp.pipe
+
+        def watched_pipe(*a, **k):
+            refs: list[weakref.ref] = []
+            most = 0
+            for doc in pipe(*a, **k):
+                refs.append(weakref.ref(doc))
+                most = max(most, sum(r() is not None for r in refs))
+                yield doc
+            most_alive.append((len(refs), most))
+
+        nlp.pipe = watched_pipe
+        return nlp
+
+    monkeypatch.setattr(stream_trf, "load", watched_load)
+    result = run_library(texts, model=model, words_per_batch=200, batch_size=8)
+    assert result["wordpieces"] == expected
+    assert result["sub_batches"] > 0 and 0 < result["padding_efficiency"] <= 1
+    assert result["bare_model_same_batches_wordpieces_per_s"] > 0
+    # the warm-up's 20 docs (kept: a list), then the measured 80 of which at most the batch
+    # being handed out and the one before it were alive at once
+    assert most_alive[0] == (20, 20)
+    assert most_alive[1][0] == 80 and most_alive[1][1] <= 2 * 8
