@@ -220,6 +220,11 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     executor = ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="stream-trf-model", initializer=name_os_thread
     )
+    # The monitor closes windows in a thread of its own, one at a time (its state is not
+    # shared across threads), named trf-monitor_0 for top -H and the host benchmark's split.
+    monitor_executor = ThreadPoolExecutor(
+        max_workers=1, thread_name_prefix="stream-trf-monitor", initializer=name_os_thread
+    )
     state = {"started": time.time(), "last_log": time.time(), "busy_s": 0.0}
     monitor = Monitor(settings.monitor, worker=worker_name())
     app._stream_trf_monitor = monitor  # type: ignore[attr-defined]
@@ -273,7 +278,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     async def close_and_publish(close: Any, what: str) -> None:
         try:
             # The two-sample test takes tens of milliseconds: off the event loop.
-            records = await asyncio.to_thread(close, time.time())
+            loop = asyncio.get_running_loop()
+            records = await loop.run_in_executor(monitor_executor, close, time.time())
         except Exception:
             log.exception("the monitor failed to close %s; enrichment goes on", what)
             return

@@ -146,6 +146,24 @@ def test_lag_rises_under_a_backlog_and_returns_to_zero(live: Live) -> None:
     assert metrics["stream_trf_consumer_position"] == metrics["stream_trf_consumer_end_offset"]
 
 
+def test_the_worker_names_its_threads_for_the_os(live: Live) -> None:
+    """``top -H`` and the host benchmark tell the worker's threads apart: the model thread, and
+    the monitor's, which closes windows (every 2 s here) while the worker runs."""
+    from bench.harness.machine import thread_cpu
+
+    worker = live.worker
+    roles = wait_until(
+        "the monitor's thread to close a window",
+        lambda: (
+            names
+            if {"trf-model", "trf-monitor"}
+            <= (names := {r for r, _ in thread_cpu(worker.pid).values()})
+            else None
+        ),
+    )
+    assert "event loop" in roles, roles
+
+
 def test_prometheus_scrapes_the_drift_figures_and_the_lag(live: Live) -> None:
     prom = live.prometheus
     wait_until("the lag to be caught up", lambda: caught_up(live))
