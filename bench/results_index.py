@@ -485,6 +485,12 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "sub-batches-1000-ab-cpu.json",
+                what="The batch processor on the near-zero model with sub-batches of up to "
+                "1,000 padded wordpieces against the worker's 500, switched every buffer",
+                date="2026-12-03",
+            ),
+            e(
                 "library-kept-docs-ab-cpu.json",
                 what="The library's nlp.pipe with every doc kept alive or consumed as a stream, "
                 "with and without doc.tensor, chunks alternating in one process",

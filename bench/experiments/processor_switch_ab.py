@@ -15,6 +15,8 @@ setting's CPU-ms per document (the process's, every thread) is reported with the
   reduces pooled rows inside the trace (on), or takes the 2-D mask and pools in Python (off).
 * ``prefetch``: ``trf_tok2vec`` runs the components before it a batch ahead in a thread (on,
   its default), or in the calling thread (off).
+* ``sub-batches-1000``: sub-batches of up to 1,000 padded wordpieces (on) or the worker's
+  default (off; 500 on a CPU).
 
     python -m bench.experiments.processor_switch_ab encoder --rounds 6 --docs 3000 \\
         --out bench/results/encoder-ab-cpu.json
@@ -99,11 +101,22 @@ def _prefetch(processor: Any, on: bool) -> Callable[[], None]:
     return apply
 
 
+def _big_sub_batches(processor: Any, on: bool) -> Callable[[], None]:
+    cfg = processor.nlp.get_pipe("trf_tok2vec").cfg
+    chosen = 1000 if on else cfg["words_per_batch"]
+
+    def apply() -> None:
+        cfg["words_per_batch"] = chosen
+
+    return apply
+
+
 SWITCHES = {
     "encoder": _encoder,
     "kept-text": _kept_text,
     "trace-graph": _trace_graph,
     "prefetch": _prefetch,
+    "sub-batches-1000": _big_sub_batches,
 }
 
 
