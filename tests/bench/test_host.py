@@ -76,3 +76,16 @@ def test_the_processor_run_times_the_forward_passes_apart(tmp_path: Path) -> Non
     result = processor(texts, str(model), str(warm))
     assert result["docs"] == len(texts)
     assert 0 < result["forward_cpu_ms_per_doc"] < result["cpu_ms_per_doc"]
+
+
+def test_the_worker_is_set_against_the_floors_either_side_of_it() -> None:
+    from bench.harness.host import host_ratios
+
+    ratios = host_ratios(0.4, 0.6, processor_ms=0.6, forward_ms=0.1, worker_ms=0.75)
+    assert ratios == {
+        "processor_over_floor": 1.5,  # the floor just before it
+        "processor_less_forward_over_floor": 1.25,
+        "worker_over_floor": 1.5,  # the mean of 0.4 and 0.6
+        "worker_less_forward_over_floor": 1.3,
+    }
+    assert "worker_over_floor" not in host_ratios(0.4, 0.6, 0.6, 0.1, None)
