@@ -152,8 +152,8 @@ def thread_cpu(pid: int) -> dict[tuple[int, int], tuple[str, float]]:
     """Every live thread of ``pid`` and its descendants: ``(process, thread) → (role, CPU
     seconds so far)``. The role is the thread's OS name without its number (the worker names
     its threads: ``trf-lane``, ``trf-model``, ``trf-prefetch``, ``trf-monitor``;
-    stream_trf/threads.py), ``event
-    loop`` for a process's main thread, ``other`` for unnamed ones (aiokafka's, executors')."""
+    stream_trf/threads.py), ``event loop`` for a process's main thread, ``other`` for unnamed
+    ones (aiokafka's, executors')."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     out: dict[tuple[int, int], tuple[str, float]] = {}
     for p in process_tree(pid):

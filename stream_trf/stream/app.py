@@ -220,8 +220,8 @@ def build_app(settings: Settings, processor: BatchProcessor) -> faust.App:
     executor = ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="stream-trf-model", initializer=name_os_thread
     )
-    # The monitor closes windows in a thread of its own, one at a time (its state is not
-    # shared across threads), named trf-monitor_0 for top -H and the host benchmark's split.
+    # The monitor closes windows in a thread of its own, one closing at a time, named
+    # trf-monitor_0 for top -H and the host benchmark's split.
     monitor_executor = ThreadPoolExecutor(
         max_workers=1, thread_name_prefix="stream-trf-monitor", initializer=name_os_thread
     )
