@@ -15,7 +15,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -37,32 +37,14 @@ _FALLBACK_MAX_LENGTH = 512
 PACKINGS = ("auto", "on", "off")
 
 
-class PooledRows(NamedTuple):
-    """One sequence's rows reduced to what pooled outputs need: their sum (for means) and the
-    first and last rows (where class tokens sit), each (width,). A named tuple: one is made per
-    sentence, and a frozen dataclass cost several times more to build."""
-
-    sum: FloatArray
-    first: FloatArray
-    last: FloatArray
-
-
 @dataclass
 class SequenceOutput:
-    """The model's output for one sequence, unpadded: its rows, or (asked for with ``pool``)
-    only their :class:`PooledRows`."""
+    """The model's output for one sequence, unpadded (pooled outputs come from
+    ``predict_pooled`` instead, as arrays for a whole sub-batch)."""
 
-    last_hidden_state: FloatArray | None  # (length, width); None when pooled
+    last_hidden_state: FloatArray  # (length, width)
     hidden_states: list[FloatArray] | None = None  # per layer, embeddings first
     attentions: list[FloatArray] | None = None  # per layer: (heads, length, length)
-    pooled: PooledRows | None = None
-
-    @property
-    def rows(self) -> FloatArray:
-        """The rows, for callers that asked for them (not pooled)."""
-        if self.last_hidden_state is None:
-            raise ValueError("this sequence's output was pooled: its rows were not kept")
-        return self.last_hidden_state
 
 
 @dataclass
@@ -256,28 +238,23 @@ class TransformerRunner:
         ids: Sequence[IntArray],
         type_ids: Sequence[IntArray | None],
         into: Sequence[FloatArray | None] | None = None,
-        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
         """Run one sub-batch without gradients; split it in halves on out-of-memory.
 
         ``into[i]``, where given, is where sequence ``i``'s last hidden state goes (a slice of
         the caller's array for the whole batch of docs): the lane writes it there and returns
-        it as that output, so no per-sequence copy is made and later gathered again.
-        ``pool[i]`` true: sequence ``i`` comes back as :class:`PooledRows` only, reduced where
-        the model ran (on a GPU only those cross to the host)."""
+        it as that output, so no per-sequence copy is made and later gathered again."""
         if not ids:
             return []
         try:
             with torch.inference_mode():
                 if self.packed:
-                    return self._predict_packed(ids, type_ids, pool)
+                    return self._predict_packed(ids, type_ids)
                 inputs = self.pad(ids, type_ids)
                 if self.traced is not None:
-                    return self._unpad_rows(
-                        self.infer(inputs), [len(x) for x in ids], into, pool=pool
-                    )
+                    return self._unpad_rows(self.infer(inputs), [len(x) for x in ids], into)
                 out = self.forward(inputs)
-                return self._unpad(out, [len(x) for x in ids], into, pool)
+                return self._unpad(out, [len(x) for x in ids], into)
         except Exception as err:
             self._split_after(err, len(ids))
             half = len(ids) // 2
@@ -285,10 +262,8 @@ class TransformerRunner:
             def part(xs: Sequence[Any] | None, a: int, b: int | None) -> Any:
                 return xs[a:b] if xs is not None else None
 
-            return self.predict(
-                ids[:half], type_ids[:half], part(into, 0, half), part(pool, 0, half)
-            ) + self.predict(
-                ids[half:], type_ids[half:], part(into, half, None), part(pool, half, None)
+            return self.predict(ids[:half], type_ids[:half], part(into, 0, half)) + self.predict(
+                ids[half:], type_ids[half:], part(into, half, None)
             )
 
     def _split_after(self, err: Exception, n: int) -> None:
@@ -308,11 +283,12 @@ class TransformerRunner:
         starts: IntArray,
         lengths: IntArray,
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """One sub-batch (padded, or packed where this runner packs) reduced as
-        :class:`PooledRows` are, for sequences given as ``(start, length)`` pairs into one flat
-        array of ids: each sequence's row sum, first row and last row, as three ``(n, width)``
-        arrays. No per-sequence object on the way in or out (``predict`` makes two per
-        sequence). Splits in halves on out-of-memory."""
+        """One sub-batch (padded, or packed where this runner packs) reduced to what pooled
+        outputs need, for sequences given as ``(start, length)`` pairs into one flat array of
+        ids: each sequence's row sum (for means), first row and last row (where class tokens
+        sit), as three ``(n, width)`` arrays, reduced where the model ran (on a GPU only those
+        cross to the host). No per-sequence object on the way in or out. Splits in halves on
+        out-of-memory."""
         if len(lengths) == 0:
             empty = np.zeros((0, self.width), dtype=np.float32)
             return empty, empty, empty
@@ -368,10 +344,7 @@ class TransformerRunner:
             )
 
     def _predict_packed(
-        self,
-        ids: Sequence[IntArray],
-        type_ids: Sequence[IntArray | None],
-        pool: Sequence[bool] | None = None,
+        self, ids: Sequence[IntArray], type_ids: Sequence[IntArray | None]
     ) -> list[SequenceOutput]:
         last_t, states_t, lengths = packed_forward(
             self.model,
@@ -382,18 +355,11 @@ class TransformerRunner:
         )
         total = int(sum(lengths))
         self.stats.add(len(lengths), total, total)
-        pooled = _pool_packed(last_t, lengths) if pool is not None and any(pool) else None
-        need_rows = pool is None or not all(pool)
-        last = to_host(last_t) if need_rows else None
+        last = to_host(last_t)
         states = [to_host(h) for h in states_t] if states_t is not None else None
         bounds = np.concatenate([[0], np.cumsum(lengths)]).tolist()
         results = []
-        for i, (a, b) in enumerate(itertools.pairwise(bounds)):
-            if pool is not None and pool[i]:
-                assert pooled is not None
-                results.append(SequenceOutput(None, pooled=pooled[i]))
-                continue
-            assert last is not None
+        for a, b in itertools.pairwise(bounds):
             results.append(
                 SequenceOutput(
                     last_hidden_state=last[a:b],
@@ -407,10 +373,9 @@ class TransformerRunner:
         out: Any,
         lengths: list[int],
         into: Sequence[FloatArray | None] | None = None,
-        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
         return self._unpad_rows(
-            out.last_hidden_state, lengths, into, out.hidden_states, out.attentions, pool
+            out.last_hidden_state, lengths, into, out.hidden_states, out.attentions
         )
 
     def _unpad_rows(
@@ -420,21 +385,13 @@ class TransformerRunner:
         into: Sequence[FloatArray | None] | None = None,
         hidden_t: Sequence[torch.Tensor] | None = None,
         attn_t: Sequence[torch.Tensor] | None = None,
-        pool: Sequence[bool] | None = None,
     ) -> list[SequenceOutput]:
-        pooled = _pool_padded(last_t, lengths) if pool is not None and any(pool) else None
-        need_rows = pool is None or not all(pool)
-        last = to_host(last_t) if need_rows else None
+        last = to_host(last_t)
         hidden = [to_host(h) for h in hidden_t] if hidden_t is not None else None
         attn = [to_host(a) for a in attn_t] if attn_t is not None else None
         self.stats.add(len(lengths), sum(lengths), len(lengths) * last_t.shape[1])
         results = []
         for i, n in enumerate(lengths):
-            if pool is not None and pool[i]:
-                assert pooled is not None
-                results.append(SequenceOutput(None, pooled=pooled[i]))
-                continue
-            assert last is not None
             dest = into[i] if into is not None else None
             if dest is not None:
                 dest[...] = last[i, :n]
@@ -471,12 +428,6 @@ def _float(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def _pool_padded(last_t: torch.Tensor, lengths: list[int]) -> list[PooledRows]:
-    """Each padded sequence's :class:`PooledRows` (see :func:`_pooled_arrays`)."""
-    sums, first, final = _pooled_arrays(last_t, lengths)
-    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
-
-
 def _pooled_arrays(
     last_t: torch.Tensor, lengths: Sequence[int] | IntArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
@@ -485,12 +436,6 @@ def _pooled_arrays(
     mask = torch.arange(last_t.shape[1], device=last_t.device)[None, :] < n[:, None]
     sums, first, final = pool_padded(last_t, mask)
     return to_host(sums), to_host(first), to_host(final)
-
-
-def _pool_packed(last_t: torch.Tensor, lengths: Sequence[int]) -> list[PooledRows]:
-    """:func:`_pool_padded` for packed rows (all sequences end to end, no padding)."""
-    sums, first, final = _pooled_packed_arrays(last_t, lengths)
-    return [PooledRows(sums[i], first[i], final[i]) for i in range(len(lengths))]
 
 
 def _pooled_packed_arrays(

@@ -1,13 +1,15 @@
 """A batch of docs through the model for pooled outputs, as arrays over its sentences.
 
 With ``outputs="pooled"`` a doc needs, per sentence, the sum of its rows and its class-token row.
-When every sentence of a batch fits the model in one window (nearly always), nothing about a
-sentence needs an object of its own: the batch's wordpiece ids are one flat array, a sentence
-is a ``(start, length)`` pair into it, each sub-batch is an array of sentence indices, and what
-the lanes return per sub-batch (row sums, first and last rows: ``TransformerRunner.
-predict_pooled``) lands in the batch's arrays by index. Per-sentence windows, outputs and loops
-cost more than the rest of the step on a fast device. A batch with a sentence longer than the
-model takes ``trf_tok2vec``'s general path (windows, stitched rows).
+A sentence that fits the model in one window (nearly every one) needs no object of its own:
+the batch's wordpiece ids are one flat array, a sentence is a ``(start, length)`` pair into it,
+each sub-batch is an array of sentence indices, and what the lanes return per sub-batch (row
+sums, first and last rows: ``TransformerRunner.predict_pooled``) lands in the batch's arrays by
+index. Per-sentence windows, outputs and loops cost more than the rest of the step on a fast
+device. The few sentences longer than the model takes (``PooledPlan.long``) are cut into
+windows whose rows are stitched and reduced (``trf_tok2vec``); the rest of their batch stays on
+the arrays: one such sentence used to send its whole batch down the per-sentence path, a
+quarter of the worker's buffers of Debian descriptions.
 """
 
 from __future__ import annotations
@@ -35,15 +37,29 @@ class PooledPlan:
     lengths: IntArray  # per sentence: its wordpieces, boundary tokens included
     class_last: npt.NDArray[np.bool_]  # per sentence: its class token is its last row
     doc_sentences: IntArray  # (n_docs + 1,): where each doc's sentences start
+    long: IntArray  # the sentences longer than the model takes (windowed), ascending
+
+    @property
+    def fitting(self) -> IntArray:
+        """The sentences that go through the model whole (all but ``long``)."""
+        if not len(self.long):
+            return np.arange(len(self.lengths))
+        keep = np.ones(len(self.lengths), dtype=bool)
+        keep[self.long] = False
+        return np.flatnonzero(keep)
+
+    def owner(self, sentence: int) -> tuple[int, int]:
+        """(doc, its sentence) of the plan's sentence ``sentence``."""
+        d = int(np.searchsorted(self.doc_sentences, sentence, side="right")) - 1
+        return d, sentence - int(self.doc_sentences[d])
 
     def doc_lengths(self, d: int) -> IntArray:
         """Doc ``d``'s sentence lengths (its own array)."""
         return self.lengths[self.doc_sentences[d] : self.doc_sentences[d + 1]].copy()
 
 
-def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan | None:
-    """The plan for ``wps``, or None when a sentence is longer than ``max_length`` (it needs
-    windows)."""
+def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan:
+    """The plan for ``wps``; sentences longer than ``max_length`` are marked ``long``."""
     n = len(wps)
     n_sent = np.fromiter((wp.n_sentences for wp in wps), dtype=np.int64, count=n)
     n_wp = np.fromiter((len(wp.ids) for wp in wps), dtype=np.int64, count=n)
@@ -51,13 +67,13 @@ def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan | N
     np.cumsum(n_sent, out=doc_sentences[1:])
     if not n or not doc_sentences[-1]:
         empty = np.zeros(0, dtype=np.int64)
-        return PooledPlan(list(wps), empty, None, empty, empty, empty.astype(bool), doc_sentences)
+        return PooledPlan(
+            list(wps), empty, None, empty, empty, empty.astype(bool), doc_sentences, empty
+        )
     bounds = np.concatenate([wp.sentence_starts[:-1] for wp in wps]) + np.repeat(
         np.cumsum(n_wp) - n_wp, n_sent
     )
     lengths = np.concatenate([np.diff(wp.sentence_starts) for wp in wps]).astype(np.int64)
-    if int(lengths.max()) > max_length:
-        return None
     with_types = any(wp.type_ids is not None for wp in wps)
     type_ids = (
         np.concatenate(
@@ -80,6 +96,7 @@ def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan | N
         lengths=lengths,
         class_last=class_last,
         doc_sentences=doc_sentences,
+        long=np.flatnonzero(lengths > max_length),
     )
 
 
@@ -90,7 +107,8 @@ def gather_pooled(
     width: int,
 ) -> tuple[FloatArray, FloatArray]:
     """Per sentence of the plan, its row sum and its class-token row, from each sub-batch's
-    ``(sums, first rows, last rows)`` (sub-batch ``k`` holds the sentences ``batches[k]``)."""
+    ``(sums, first rows, last rows)`` (sub-batch ``k`` holds the sentences ``batches[k]``).
+    The ``long`` sentences are in no sub-batch: their rows stay zero here."""
     total = len(plan.lengths)
     sums = np.zeros((total, width), dtype=np.float32)
     class_rows = np.zeros((total, width), dtype=np.float32)

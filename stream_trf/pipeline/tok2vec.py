@@ -70,13 +70,22 @@ class InFlight(NamedTuple):
     """A batch of docs whose sub-batches are on the model lanes."""
 
     docs: list[Doc]
-    inputs: ModelInputs | None  # None on the pooled path over arrays (``plan``)
+    inputs: ModelInputs | None  # None on the pooled path (``plan``)
     batches: Sequence[Any]  # per sub-batch: window indices, or with ``plan`` sentence indices
     results: list[Future[Any]]  # per sub-batch: its outputs
     started: float
     rows: np.ndarray | None = None  # every doc's wordpiece rows, written by the lanes
-    pooled: bool = False  # per-sentence reductions only (outputs="pooled")
-    plan: PooledPlan | None = None  # the pooled path over arrays (pipeline/pooled_batch.py)
+    plan: PooledPlan | None = None  # outputs="pooled": over arrays (pipeline/pooled_batch.py)
+    long: LongSentences | None = None  # with ``plan``: its sentences cut into windows
+
+
+class LongSentences(NamedTuple):
+    """A pooled plan's sentences longer than the model takes, as windows on the lanes."""
+
+    sentences: list[int]  # per window: its sentence in the plan (a sentence's windows in a row)
+    windows: list[Window]
+    batches: list[list[int]]  # per sub-batch: window indices
+    results: list[Future[list[SequenceOutput]]]  # per sub-batch: each window's rows
 
 
 OUTPUTS = ("rows", "pooled")
@@ -342,10 +351,9 @@ class TransformerTok2Vec(BatchPipe):
         started = time.perf_counter()
         pooled = self._check_outputs() and not keep_rows
         runner = self.runner
-        if pooled:
+        if pooled:  # no rows kept: sub-batches of sentence indices, no per-sentence objects
             plan = plan_pooled([_wordpieces(doc, self.name) for doc in docs], runner.max_length)
-            if plan is not None:  # every sentence fits: no windows, no per-sentence objects
-                return self._launch_plan(docs, plan, started)
+            return self._launch_plan(docs, plan, started)
         inputs = self.model_inputs(docs)
         ids, types = inputs.ids, inputs.types
         lanes = self.lanes
@@ -355,33 +363,58 @@ class TransformerTok2Vec(BatchPipe):
         # Biggest first (the lanes take them in order): the last to run are the smallest, so
         # the lanes finish together instead of one idling while another runs the longest.
         batches.sort(key=lambda b: len(b) * lengths[b[-1]], reverse=True)
-        if pooled:
-            # a sentence cut into windows is stitched from their rows first, then reduced
-            rows, into, alone = None, None, _single_window(inputs.owners)
-        else:
-            rows, into = self._rows_for_lanes(inputs)
+        rows, into = self._rows_for_lanes(inputs)
         results = [
             lanes.submit(
                 self._run_sub_batch,
                 [ids[i] for i in b],
                 [types[i] for i in b],
                 [into[i] for i in b] if into is not None else None,
-                [alone[i] for i in b] if pooled else None,
             )
             for b in batches
         ]
-        return InFlight(docs, inputs, batches, results, started, rows, pooled)
+        return InFlight(docs, inputs, batches, results, started, rows)
 
     def _launch_plan(self, docs: list[Doc], plan: PooledPlan, started: float) -> InFlight:
-        """``launch`` for the pooled path over arrays: sub-batches of sentence indices."""
+        """``launch`` for the pooled path over arrays: sub-batches of sentence indices, and
+        the plan's long sentences as windows (submitted first: theirs are the biggest)."""
         lanes = self.lanes
-        lengths = plan.lengths
+        long = self._launch_long(plan) if len(plan.long) else None
+        fitting = plan.fitting
+        lengths = plan.lengths[fitting]
         cost = None if self.runner.packed else self.cfg["batch_cost"]
         batches = make_batches(lengths, self._budget(lengths.tolist(), lanes.n), cost)
         batches.sort(key=lambda b: len(b) * int(lengths[b[-1]]), reverse=True)  # biggest first
-        index = [np.asarray(b, dtype=np.int64) for b in batches]
+        index = [fitting[np.asarray(b, dtype=np.int64)] for b in batches]
         results = [lanes.submit(self._run_pooled_sub_batch, plan, idx) for idx in index]
-        return InFlight(docs, None, index, results, started, None, True, plan)
+        return InFlight(docs, None, index, results, started, None, plan, long)
+
+    def _launch_long(self, plan: PooledPlan) -> LongSentences:
+        """The plan's long sentences cut into windows, on the lanes in sub-batches (rows)."""
+        max_length, overlap = self.runner.max_length, self.cfg["window_overlap"]
+        sentences: list[int] = []
+        windows: list[Window] = []
+        ids: list[np.ndarray] = []
+        types: list[np.ndarray | None] = []
+        for g in plan.long.tolist():
+            d, s = plan.owner(g)
+            wp = plan.wordpieces[d]
+            p, q = int(wp.sentence_prefix[s]), int(wp.sentence_suffix[s])
+            n_content = int(plan.lengths[g]) - p - q
+            for w in plan_windows(s, n_content, p, q, max_length, overlap):
+                sentences.append(g)
+                windows.append(w)
+                seq_ids, seq_types = _window_inputs(wp, s, w)
+                ids.append(seq_ids)
+                types.append(seq_types)
+        lengths = [len(x) for x in ids]
+        cost = None if self.runner.packed else self.cfg["batch_cost"]
+        batches = make_batches(lengths, self._budget(lengths, self.lanes.n), cost)
+        results = [
+            self.lanes.submit(self._run_sub_batch, [ids[i] for i in b], [types[i] for i in b], None)
+            for b in batches
+        ]
+        return LongSentences(sentences, windows, batches, results)
 
     def _run_pooled_sub_batch(
         self, plan: PooledPlan, sentences: np.ndarray
@@ -399,10 +432,9 @@ class TransformerTok2Vec(BatchPipe):
         ids: list[np.ndarray],
         types: list[np.ndarray | None],
         into: list[np.ndarray | None] | None,
-        pool: list[bool] | None,
     ) -> list[SequenceOutput]:
         """One sub-batch on a lane, then the ``after_sub_batch`` hook."""
-        out = self.runner.predict(ids, types, into, pool)
+        out = self.runner.predict(ids, types, into)
         hook = self.after_sub_batch
         if hook is not None:
             hook(sum(len(x) for x in ids))
@@ -459,9 +491,12 @@ class TransformerTok2Vec(BatchPipe):
             sums, class_rows = gather_pooled(
                 plan, job.batches, [result.result() for result in job.results], self.runner.width
             )
+            windowed = (
+                _reduce_long(plan, job.long, sums, class_rows) if job.long is not None else None
+            )
             model_s = time.perf_counter() - job.started
             self._assign_pooled(
-                docs, plan.wordpieces, sums, class_rows, plan.doc_sentences.tolist(), None
+                docs, plan.wordpieces, sums, class_rows, plan.doc_sentences.tolist(), windowed
             )
         else:
             assert job.inputs is not None
@@ -470,10 +505,7 @@ class TransformerTok2Vec(BatchPipe):
                 for k, res in zip(batch, result.result()):
                     outputs[k] = res
             model_s = time.perf_counter() - job.started
-            if job.pooled:
-                self._set_docs_pooled(docs, job.inputs, outputs)
-            else:
-                self._set_docs(docs, job.inputs, outputs, job.rows)
+            self._set_docs(docs, job.inputs, outputs, job.rows)
         per_doc = model_s / max(len(docs), 1)
         for doc in docs:
             cast(TransformerOutputs, doc_outputs(doc)).timings["transformer_s"] = per_doc
@@ -514,13 +546,13 @@ class TransformerTok2Vec(BatchPipe):
             a, b = offsets[d] + sl.start, offsets[d] + sl.stop
             group = cast(list[SequenceOutput], outputs[k:j])
             if j == k + 1:
-                if group[0].rows.base is not rows:  # not written there already
-                    rows[a:b] = group[0].rows
+                if group[0].last_hidden_state.base is not rows:  # not written there already
+                    rows[a:b] = group[0].last_hidden_state
                 for layer in range(n_layers):
                     hidden[layer][a:b] = group[0].hidden_states[layer]  # type: ignore[index]
             else:
                 wins = windows[k:j]
-                rows[a:b] = stitch(wins, [g.rows for g in group])
+                rows[a:b] = stitch(wins, [g.last_hidden_state for g in group])
                 for layer in range(n_layers):
                     hidden[layer][a:b] = stitch(wins, [g.hidden_states[layer] for g in group])  # type: ignore[index]
                 windowed[d] += b - a
@@ -551,38 +583,6 @@ class TransformerTok2Vec(BatchPipe):
             else:  # built on first use (extensions.token_rows); a reused doc's old rows go
                 doc.tensor = cast(Any, np.zeros((0, runner.width), dtype=np.float32))
             set_vector_hooks(doc)
-
-    def _set_docs_pooled(
-        self, docs: list[Doc], inputs: ModelInputs, outputs: list[SequenceOutput | None]
-    ) -> None:
-        """``_set_docs`` for ``outputs="pooled"``: per sentence the sum of its rows and its
-        class-token row, from the lanes' reductions (a sentence cut into windows: from its
-        stitched rows). No rows, no ``doc.tensor``."""
-        windows, owners, wps = inputs.windows, inputs.owners, inputs.wordpieces
-        runner = self.runner
-        width = runner.width
-        windowed = [0] * len(docs)
-        n_sent = [wp.n_sentences for wp in wps]
-        first_sent = np.zeros(len(docs) + 1, dtype=np.int64)
-        np.cumsum(n_sent, out=first_sent[1:])
-        sent_offsets = first_sent.tolist()
-        sums = np.zeros((sent_offsets[-1], width), dtype=np.float32)
-        class_rows = np.zeros_like(sums)
-        last_class = [wp.class_token == -1 for wp in wps]
-        for d, s, k, j in _sentence_windows(owners):
-            at = sent_offsets[d] + s
-            if j == k + 1:
-                pooled = outputs[k].pooled  # type: ignore[union-attr]
-                assert pooled is not None
-                sums[at] = pooled.sum
-                class_rows[at] = pooled.last if last_class[d] else pooled.first
-            else:
-                group = cast(list[SequenceOutput], outputs[k:j])
-                stitched = stitch(windows[k:j], [g.rows for g in group])
-                sums[at] = stitched.sum(axis=0)
-                class_rows[at] = stitched[-1] if last_class[d] else stitched[0]
-                windowed[d] += len(stitched)
-        self._assign_pooled(docs, wps, sums, class_rows, sent_offsets, windowed)
 
     def _assign_pooled(
         self,
@@ -840,6 +840,30 @@ def _doc_offsets(wps: list[DocWordpieces]) -> np.ndarray:
     offsets = np.zeros(len(wps) + 1, dtype=np.int64)
     np.cumsum([len(wp.ids) for wp in wps], out=offsets[1:])
     return offsets
+
+
+def _reduce_long(
+    plan: PooledPlan, long: LongSentences, sums: np.ndarray, class_rows: np.ndarray
+) -> list[int]:
+    """Each long sentence's row sum and class-token row, from its windows' stitched rows,
+    into ``sums`` and ``class_rows``; returns per doc its windowed wordpieces."""
+    rows: list[np.ndarray | None] = [None] * len(long.windows)
+    for batch, result in zip(long.batches, long.results):
+        for k, out in zip(batch, result.result()):
+            rows[k] = out.last_hidden_state
+    windowed = [0] * len(plan.wordpieces)
+    k, n = 0, len(long.windows)
+    while k < n:
+        g = long.sentences[k]
+        j = k + 1
+        while j < n and long.sentences[j] == g:
+            j += 1
+        stitched = stitch(long.windows[k:j], cast(list[np.ndarray], rows[k:j]))
+        sums[g] = stitched.sum(axis=0)
+        class_rows[g] = stitched[-1] if plan.class_last[g] else stitched[0]
+        windowed[plan.owner(g)[0]] += len(stitched)
+        k = j
+    return windowed
 
 
 def _sentence_windows(owners: list[tuple[int, int]]) -> Iterator[tuple[int, int, int, int]]:

@@ -36,11 +36,11 @@ def test_out_of_memory_splits_the_batch(tiny_models, packing: str) -> None:
     if runner.packed:
         real_packed = runner._predict_packed
 
-        def flaky_packed(ids, type_ids, pool=None):
+        def flaky_packed(ids, type_ids):
             calls.append(len(ids))
             if len(ids) > 2:
                 raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-            return real_packed(ids, type_ids, pool)
+            return real_packed(ids, type_ids)
 
         runner._predict_packed = flaky_packed  # type: ignore[method-assign]
     else:
@@ -109,12 +109,13 @@ def test_predict_pooled_reduces_each_sequence_as_predict_does_and_splits_on_oom(
     )  # two ids before the first sequence: starts are offsets, not from 0
     lengths = np.array([len(x) for x in ids])
     starts = 2 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    want = runner.predict(ids, types, pool=[True] * 8)
+    want = runner.predict(ids, types)
     sums, first, last = runner.predict_pooled(flat, flat_types, starts, lengths)
     for i, out in enumerate(want):
-        np.testing.assert_allclose(sums[i], out.pooled.sum, atol=1e-5)
-        np.testing.assert_allclose(first[i], out.pooled.first, atol=1e-6)
-        np.testing.assert_allclose(last[i], out.pooled.last, atol=1e-6)
+        rows = out.last_hidden_state
+        np.testing.assert_allclose(sums[i], rows.sum(0), rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(first[i], rows[0], atol=1e-5)
+        np.testing.assert_allclose(last[i], rows[-1], atol=1e-5)
     if runner.packed:
         return
     # the pass the padded path runs: the trace's pooled reduction where traced, else infer
@@ -133,49 +134,3 @@ def test_predict_pooled_reduces_each_sequence_as_predict_does_and_splits_on_oom(
     assert sum(n for n in calls if n <= 2) == 8  # every sequence computed once, in halves
     for a, b in zip((sums, first, last), split):
         np.testing.assert_allclose(a, b, atol=1e-5)
-
-
-@pytest.mark.parametrize(
-    ("packing", "trace"), [("off", "off"), ("off", "on"), ("on", "off")], ids=str
-)
-def test_pooled_sequences_are_the_sums_and_ends_of_their_rows(
-    tiny_models, packing: str, trace: str
-) -> None:
-    """``pool[i]``: sequence i comes back as the sum of its rows and its first and last row,
-    reduced where the model ran; the others keep their rows. Padding weighs nothing in the
-    sums (lengths differ within the sub-batch)."""
-    runner = TransformerRunner(tiny_models["bert"], packing=packing, trace=trace)
-    assert runner.packed == (packing == "on") and (runner.traced is not None) == (trace == "on")
-    ids = [np.array([2, *range(10, 10 + n), 3], dtype=np.int64) for n in (1, 7, 3, 12, 5)]
-    rows = runner.predict(ids, [None] * 5)
-    pool = [True, False, True, True, False]
-    got = runner.predict(ids, [None] * 5, pool=pool)
-    for want, out, pooled in zip(rows, got, pool):
-        if not pooled:
-            assert out.pooled is None
-            np.testing.assert_allclose(out.rows, want.rows, atol=1e-5)
-            continue
-        assert out.last_hidden_state is None and out.pooled is not None
-        with pytest.raises(ValueError, match="pooled"):
-            out.rows  # noqa: B018
-        np.testing.assert_allclose(out.pooled.sum, want.rows.sum(0), rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose(out.pooled.first, want.rows[0], atol=1e-5)
-        np.testing.assert_allclose(out.pooled.last, want.rows[-1], atol=1e-5)
-
-
-def test_out_of_memory_splits_keep_each_sequences_pool_flag(tiny_models) -> None:
-    runner = TransformerRunner(tiny_models["bert"], packing="off", trace="off")
-    ids = [np.array([2, 10 + i, 11, 12, 3][: 3 + i % 3], dtype=np.int64) for i in range(8)]
-    real_forward = runner.forward
-
-    def flaky(inputs):
-        if inputs["input_ids"].shape[0] > 2:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real_forward(inputs)
-
-    runner.forward = flaky  # type: ignore[method-assign]
-    pool = [i % 3 == 0 for i in range(8)]
-    got = runner.predict(ids, [None] * 8, pool=pool)
-    assert runner.stats.oom_splits >= 3
-    assert [o.pooled is not None for o in got] == pool
-    assert [o.last_hidden_state is None for o in got] == pool

@@ -85,6 +85,36 @@ def test_batches_whose_sentences_fit_take_the_path_over_arrays(tiny_dir: Path) -
     _assert_pooled_reduces_rows(want, got)
 
 
+def test_a_long_sentence_leaves_the_rest_of_its_batch_on_the_arrays(tiny_dir: Path) -> None:
+    """One sentence longer than the model takes, in a batch of short ones: only it is cut into
+    windows (rows, stitched, then reduced); every other sentence of the batch goes through
+    ``predict_pooled``, and the outputs are the rows' reductions all the same."""
+    texts = [*TEXTS[:2], LONG, *CORPUS[:10]]
+    rows, pooled = _both(tiny_dir, window_overlap=16, words_per_batch=200, lanes=2)
+    runner = pooled.get_pipe("trf_tok2vec").runner
+    pooled_sizes: list[int] = []
+    window_lengths: list[int] = []
+    predict_pooled, predict = runner.predict_pooled, runner.predict
+
+    def counted_pooled(ids, type_ids, starts, lengths):
+        pooled_sizes.append(len(lengths))
+        return predict_pooled(ids, type_ids, starts, lengths)
+
+    def counted(ids, type_ids, *args, **kwargs):
+        window_lengths.extend(len(x) for x in ids)
+        return predict(ids, type_ids, *args, **kwargs)
+
+    runner.predict_pooled, runner.predict = counted_pooled, counted
+    got = list(pooled.pipe(texts, batch_size=len(texts)))
+    want = list(rows.pipe(texts, batch_size=len(texts)))
+    long_doc = got[2]
+    assert long_doc._.trf_windowed_wordpieces > runner.max_length  # it was windowed
+    assert len(window_lengths) > 1 and max(window_lengths) <= runner.max_length
+    n_sentences = sum(d._.trf_pieces.n_sentences for d in got)
+    assert sum(pooled_sizes) == n_sentences - 1  # all but the long one
+    _assert_pooled_reduces_rows(want, got)
+
+
 @pytest.mark.parametrize("packing", ["off", "on"])
 @pytest.mark.parametrize("trace", ["off", "on"])
 def test_pooled_outputs_on_every_model_path(tiny_models, packing: str, trace: str) -> None:

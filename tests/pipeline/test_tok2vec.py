@@ -98,9 +98,9 @@ def test_sub_batches_respect_the_budget(tiny_models) -> None:
     runner = nlp.get_pipe("trf_tok2vec").runner
     original = runner.predict
 
-    def spy(ids, types, into=None, pool=None):
+    def spy(ids, types, into=None):
         seen.append((len(ids), max(len(x) for x in ids)))
-        return original(ids, types, into, pool)
+        return original(ids, types, into)
 
     runner.predict = spy  # type: ignore[method-assign]
     list(nlp.pipe(CORPUS[:30]))
@@ -331,10 +331,10 @@ def test_a_failing_sub_batch_on_a_lane_raises_in_pipe(tiny_models) -> None:
     runner = nlp.get_pipe("trf_tok2vec").runner
     original = runner.predict
 
-    def flaky(ids, types, into=None, pool=None):
+    def flaky(ids, types, into=None):
         if any(len(x) > 30 for x in ids):
             raise RuntimeError("lane failure")
-        return original(ids, types, into, pool)
+        return original(ids, types, into)
 
     runner.predict = flaky  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="lane failure"):
@@ -352,16 +352,16 @@ def test_lanes_write_single_window_rows_into_the_batch_array(tiny_dir: Path) -> 
     original = runner.predict
     targets: list[list[bool]] = []
 
-    def spy(ids, types, into=None, pool=None):
+    def spy(ids, types, into=None):
         targets.append([x is not None for x in into] if into is not None else [])
-        return original(ids, types, into, pool)
+        return original(ids, types, into)
 
     runner.predict = spy  # type: ignore[method-assign]
     got = list(nlp.pipe(texts, batch_size=len(texts)))
     flat = [t for sub in targets for t in sub]
     assert any(flat) and not all(flat)  # direct writes, and the long sentence's windows
 
-    def copying(ids, types, into=None, pool=None):
+    def copying(ids, types, into=None):
         return original(ids, types)
 
     runner.predict = copying  # type: ignore[method-assign]
