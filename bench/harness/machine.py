@@ -26,6 +26,7 @@ def describe() -> dict[str, Any]:
     return {
         "device": torch.cuda.get_device_name(0) if cuda else f"CPU: {cpu_model}",
         "cpu": cpu_model,
+        "cpu_generation": cpu_generation(),
         "cpus": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "platform": platform.platform(),
@@ -35,6 +36,25 @@ def describe() -> dict[str, Any]:
         "spacy": spacy.__version__,
         "cuda": torch.version.cuda if cuda else None,
     }
+
+
+def cpu_generation(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The CPU's vendor, family, model and stepping (``AuthenticAMD family 26 model 2
+    stepping 1``): virtual machines often name only "AMD EPYC", which spans generations whose
+    speeds differ by tens of percent. None where /proc/cpuinfo does not say."""
+    fields: dict[str, str] = {}
+    for line in _lines(cpuinfo):
+        if not line.strip():
+            break  # the first processor's block is enough
+        key, _, value = line.partition(":")
+        fields[key.strip()] = value.strip()
+    parts = [fields.get("vendor_id")] + [
+        f"{name} {fields[key]}"
+        for name, key in (("family", "cpu family"), ("model", "model"), ("stepping", "stepping"))
+        if key in fields
+    ]
+    known = [p for p in parts if p]
+    return " ".join(known) if known else None
 
 
 def source_revision(checkout: Path | None = None) -> str:

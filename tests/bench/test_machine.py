@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-from bench.harness.machine import cpu_between, process_cpu, thread_cpu, threads_between
+from bench.harness.machine import (
+    cpu_between,
+    cpu_generation,
+    process_cpu,
+    thread_cpu,
+    threads_between,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -99,3 +105,17 @@ def test_a_processs_cpu_splits_by_thread_role_and_ended_threads_still_count() ->
     assert 250 <= split["trf-burn"] <= 450
     assert 250 <= split["ended threads"] <= 450 + split.get("event loop", 0)
     assert "trf-gone" not in split  # ended: only the process total knows it
+
+
+def test_cpu_generation_names_family_model_and_stepping(tmp_path) -> None:
+    """Two processors' blocks: the first one's fields, in a fixed order; none without them."""
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 26\nmodel\t\t: 2\n"
+        "model name\t: AMD EPYC\nstepping\t: 1\n\n"
+        "processor\t: 1\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 143\n"
+    )
+    assert cpu_generation(str(info)) == "AuthenticAMD family 26 model 2 stepping 1"
+    assert cpu_generation(str(tmp_path / "missing")) is None
+    (tmp_path / "bare").write_text("processor\t: 0\n")
+    assert cpu_generation(str(tmp_path / "bare")) is None
