@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
+from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, SENT_START
 from spacy.tokens import Doc, Span, Token
 
 from ..errors import AlignmentNotKept, ExtensionConflict, RowsNotKept
@@ -26,6 +27,12 @@ from ..text.alignment import Ragged, RebuildMatrix, align_pieces, invert, rebuil
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
+
+# What the wordpiecer reads of each token (one ``to_array`` call per doc) and keeps in
+# ``DocWordpieces.tokens``: the alignment and the enriched record's figures read it from there
+# instead of asking spaCy again.
+TOKEN_ATTRS = (SENT_START, IS_SPACE, IDX, LENGTH, IS_PUNCT)
+T_SENT_START, T_IS_SPACE, T_IDX, T_LENGTH, T_IS_PUNCT = range(len(TOKEN_ATTRS))
 
 
 @dataclass
@@ -49,8 +56,8 @@ class DocWordpieces:
     unk_id: int | None = None  # the tokenizer's unknown token, when it has one
     # what the alignment is computed from
     text: str = ""  # the doc's text
-    token_spans: IntArray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
-    # (n_tok, 3): each token's start character, length, and whether it is whitespace
+    tokens: IntArray = field(default_factory=lambda: np.zeros((0, len(TOKEN_ATTRS)), np.int64))
+    # (n_tok, 5): each token's ``TOKEN_ATTRS`` as int64 (SENT_START: 1, 0 or -1)
     piece_chars: IntArray | None = field(default_factory=lambda: np.zeros((0, 2), np.int64))
     # (n_wp, 2): each wordpiece's character span in the text (boundary tokens: -1); None when
     # the wordpiecer ran with alignment=False
@@ -113,11 +120,11 @@ def align_docs(wps: Sequence[DocWordpieces]) -> None:
             "tokens or wordpieces (--emit-tokens, --emit-wordpieces)."
         )
     n = len(todo)
-    n_tok = np.fromiter((len(wp.token_spans) for wp in todo), dtype=np.int64, count=n)
+    n_tok = np.fromiter((len(wp.tokens) for wp in todo), dtype=np.int64, count=n)
     n_wp = np.fromiter((len(wp.ids) for wp in todo), dtype=np.int64, count=n)
     n_chars = np.fromiter((len(wp.text) for wp in todo), dtype=np.int64, count=n)
     tok_starts, wp_starts, char_starts = _starts(n_tok), _starts(n_wp), _starts(n_chars)
-    tokens = np.concatenate([wp.token_spans for wp in todo])
+    tokens = np.concatenate([wp.tokens for wp in todo])
     pieces = (
         np.concatenate([cast(IntArray, wp.piece_chars) for wp in todo])
         + np.repeat(char_starts[:-1], n_wp)[:, None]
@@ -132,9 +139,9 @@ def align_docs(wps: Sequence[DocWordpieces]) -> None:
     is_boundary = np.concatenate([wp.is_boundary for wp in todo])
     piece_to_tokens = align_pieces(
         "".join(wp.text for wp in todo),
-        tokens[:, 0] + np.repeat(char_starts[:-1], n_tok),
-        tokens[:, 1],
-        tokens[:, 2].astype(bool),
+        tokens[:, T_IDX] + np.repeat(char_starts[:-1], n_tok),
+        tokens[:, T_LENGTH],
+        tokens[:, T_IS_SPACE].astype(bool),
         pieces[:, 0],
         pieces[:, 1],
         is_boundary,

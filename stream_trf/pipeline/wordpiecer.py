@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import srsly
-from spacy.attrs import IDX, IS_SPACE, LENGTH, ORTH, SENT_START, SPACY
+from spacy.attrs import ORTH, SPACY
 from spacy.language import Language
 from spacy.tokens import Doc
 
@@ -21,7 +21,18 @@ from ..errors import MissingSentenceBoundaries
 from ..model.source import DEFAULT_MODEL, load_tokenizer, resolve_model_dir
 from ..text.wordpieces import class_token_position, tokenize_sentences
 from .base import BatchPipe
-from .extensions import DocWordpieces, _starts, install_extensions, kept_text, set_doc_pieces
+from .extensions import (
+    T_IDX,
+    T_IS_SPACE,
+    T_LENGTH,
+    T_SENT_START,
+    TOKEN_ATTRS,
+    DocWordpieces,
+    _starts,
+    install_extensions,
+    kept_text,
+    set_doc_pieces,
+)
 
 install_extensions()
 
@@ -117,7 +128,6 @@ class TransformerWordpiecer(BatchPipe):
         batch = tokenize_sentences(tokenizer, texts, sentences[:, 3].tolist(), offsets=keep)
         sent_tokens = sentences[:, 1:3] - tok_starts[sentences[:, 0], None]  # doc-relative
         sent_chars = sentences[:, 3:5]  # doc-relative character spans
-        spans = tokens[:, [_IDX, _LENGTH, _IS_SPACE]]
         is_boundary = batch.is_boundary
         piece_chars = (
             np.stack([batch.starts, batch.ends], axis=1)
@@ -145,7 +155,7 @@ class TransformerWordpiecer(BatchPipe):
                     class_token=self._class_token,
                     unk_id=self._unk_id,
                     text=doc_texts[d],
-                    token_spans=spans[t0:t1].copy(),
+                    tokens=tokens[t0:t1].copy(),
                     piece_chars=None if piece_chars is None else piece_chars[p0:p1].copy(),
                     sentence_tokens=sent_tokens[s0:s1].copy(),
                 ),
@@ -170,9 +180,10 @@ def _summary_type(model_dir: Path) -> str | None:
     return value if isinstance(value, str) else None
 
 
-# The columns of a doc's token array (one ``to_array`` call per doc).
-_ATTRS = [SENT_START, IS_SPACE, IDX, LENGTH, ORTH, SPACY]
-_SENT_START, _IS_SPACE, _IDX, _LENGTH, _ORTH, _SPACY = range(len(_ATTRS))  # ORTH, SPACY last
+# The columns of a doc's token array (one ``to_array`` call per doc): what ``DocWordpieces``
+# keeps (``TOKEN_ATTRS``), then ORTH and SPACY, which only rebuild a text.
+_ATTRS = [*TOKEN_ATTRS, ORTH, SPACY]
+_ORTH, _SPACY = len(TOKEN_ATTRS), len(TOKEN_ATTRS) + 1
 _COLUMNS = len(_ATTRS)
 
 
@@ -193,7 +204,7 @@ def _texts(
     """Each doc's text: the one its maker kept (``kept_text``) where its length is what the
     doc's tokens span, else rebuilt from the tokens."""
     spanned = np.zeros(len(columns) + 1, dtype=np.int64)
-    np.cumsum(columns[:, _LENGTH] + columns[:, _SPACY], out=spanned[1:])
+    np.cumsum(columns[:, T_LENGTH] + columns[:, _SPACY], out=spanned[1:])
     lengths = (spanned[tok_starts[1:]] - spanned[tok_starts[:-1]]).tolist()
     texts = []
     for doc, arr, n_chars in zip(docs, arrays, lengths):
@@ -206,7 +217,10 @@ def _text(doc: Doc, arr: np.ndarray) -> str:
     """``doc.text`` from its token array: spaCy's property builds a Token object per token."""
     strings = doc.vocab.strings
     return "".join(
-        [strings[orth] + " " if space else strings[orth] for orth, space in arr[:, 4:6].tolist()]
+        [
+            strings[orth] + " " if space else strings[orth]
+            for orth, space in arr[:, _ORTH : _SPACY + 1].tolist()
+        ]
     )
 
 
@@ -220,15 +234,15 @@ def encodable_sentences(tokens: np.ndarray, doc_starts: np.ndarray) -> np.ndarra
     at once: rows of (doc, first, last, start_char, end_char) — the first and last
     non-whitespace token (batch-wide indices) and the doc-relative character span between them.
     Whitespace-only sentences are not encoded. ``tokens`` are the docs' token arrays (the
-    ``_ATTRS`` columns before ORTH, as int64) end to end, ``doc_starts`` where each doc's
+    ``TOKEN_ATTRS`` columns, as int64) end to end, ``doc_starts`` where each doc's
     tokens start."""
     n = len(tokens)
     if n == 0:
         return np.zeros((0, 5), dtype=np.int64)
-    is_start = tokens[:, _SENT_START] == 1
+    is_start = tokens[:, T_SENT_START] == 1
     is_start[doc_starts[:-1][doc_starts[:-1] < n]] = True  # each doc starts a sentence
     sentence = np.cumsum(is_start) - 1
-    solid = np.flatnonzero(tokens[:, _IS_SPACE] == 0)
+    solid = np.flatnonzero(tokens[:, T_IS_SPACE] == 0)
     if len(solid) == 0:
         return np.zeros((0, 5), dtype=np.int64)
     owner = sentence[solid]
@@ -236,8 +250,8 @@ def encodable_sentences(tokens: np.ndarray, doc_starts: np.ndarray) -> np.ndarra
     first = solid[first_of]
     last = solid[np.append(first_of[1:], len(solid)) - 1]
     doc = np.searchsorted(doc_starts, first, side="right") - 1
-    start_char = tokens[first, _IDX]
-    end_char = tokens[last, _IDX] + tokens[last, _LENGTH]
+    start_char = tokens[first, T_IDX]
+    end_char = tokens[last, T_IDX] + tokens[last, T_LENGTH]
     return np.stack([doc, first, last, start_char, end_char], axis=1)
 
 

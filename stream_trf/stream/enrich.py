@@ -13,10 +13,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-from spacy.attrs import IDX, IS_PUNCT, IS_SPACE, LENGTH, SENT_START
 from spacy.tokens import Doc
 
 from ..pipeline.extensions import (
+    T_IDX,
+    T_IS_PUNCT,
+    T_IS_SPACE,
+    T_LENGTH,
+    T_SENT_START,
+    TOKEN_ATTRS,
     DocWordpieces,
     TransformerOutputs,
     doc_outputs,
@@ -115,12 +120,6 @@ def enrich_batch(
     return out
 
 
-# What a record needs of a doc's tokens, in one ``to_array`` call: iterating a doc builds a
-# Python object per token, which cost more than the rest of a record together.
-_ATTRS = [SENT_START, IDX, LENGTH, IS_SPACE, IS_PUNCT]
-_SENT_START, _IDX, _LENGTH, _IS_SPACE, _IS_PUNCT = range(len(_ATTRS))
-
-
 @dataclass(frozen=True)
 class _Figures:
     """Per doc of a batch: what its record reports."""
@@ -145,21 +144,21 @@ def _figures(docs: Sequence[Doc]) -> _Figures:
     n_tok = np.fromiter(map(len, arrays), dtype=np.int64, count=n)
     doc_starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(n_tok, out=doc_starts[1:])
-    tokens = np.concatenate(arrays) if n else np.zeros((0, len(_ATTRS)), np.int64)
+    tokens = np.concatenate(arrays) if n else np.zeros((0, len(TOKEN_ATTRS)), np.int64)
     owner = np.repeat(np.arange(n), n_tok)
     # sentences: a doc's first token starts one whatever its annotation says
-    is_start = tokens[:, _SENT_START] == 1
+    is_start = tokens[:, T_SENT_START] == 1
     is_start[doc_starts[:-1][n_tok > 0]] = True
     starts = np.flatnonzero(is_start)
     # a sentence ends before the next starts; a doc's last, at its last token
     last = np.append(starts[1:], len(tokens))[: len(starts)] - 1
     spans = np.stack(
-        [tokens[starts, _IDX], tokens[last, _IDX] + tokens[last, _LENGTH]], axis=1
+        [tokens[starts, T_IDX], tokens[last, T_IDX] + tokens[last, T_LENGTH]], axis=1
     ).tolist()
     bounds = np.searchsorted(starts, doc_starts).tolist()
     words = np.bincount(
         owner,
-        weights=(tokens[:, _IS_SPACE] == 0) & (tokens[:, _IS_PUNCT] == 0),
+        weights=(tokens[:, T_IS_SPACE] == 0) & (tokens[:, T_IS_PUNCT] == 0),
         minlength=n,
     )
     wps = [doc_pieces(doc) for doc in docs]
@@ -218,8 +217,14 @@ def _pooled_means(outs: Sequence[TransformerOutputs | None]) -> npt.NDArray[np.f
 
 
 def token_array(doc: Doc) -> np.ndarray:
-    """The doc's ``_ATTRS`` columns as int64 (SENT_START -1 stays -1)."""
-    return doc.to_array(_ATTRS).reshape(len(doc), len(_ATTRS)).astype(np.int64)
+    """The doc's ``TOKEN_ATTRS`` columns as int64 (SENT_START -1 stays -1): as the wordpiecer
+    kept them (the sentences the model encoded), else from spaCy in one ``to_array`` call
+    (iterating a doc builds a Python object per token, which cost more than the rest of a
+    record together)."""
+    wp = doc_pieces(doc)
+    if wp is not None and len(wp.tokens) == len(doc):
+        return wp.tokens
+    return doc.to_array(list(TOKEN_ATTRS)).reshape(len(doc), len(TOKEN_ATTRS)).astype(np.int64)
 
 
 def count_unknown(doc: Doc) -> int | None:

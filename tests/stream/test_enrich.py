@@ -13,7 +13,15 @@ from jsonschema import Draft202012Validator
 
 import stream_trf
 from stream_trf import schemas
-from stream_trf.stream.enrich import ENRICHED_SCHEMA, HeavyFields, ModelInfo, dumps, enrich
+from stream_trf.pipeline.extensions import TOKEN_ATTRS
+from stream_trf.stream.enrich import (
+    ENRICHED_SCHEMA,
+    HeavyFields,
+    ModelInfo,
+    dumps,
+    enrich,
+    token_array,
+)
 from stream_trf.stream.records import Prediction, Source, parse
 
 ENRICHED = Draft202012Validator(schemas.load("enriched"))
@@ -93,6 +101,23 @@ def test_light_fields_match_the_doc_computed_again(nlp: Any, tokenizer: Any, tex
     for key in ("cats", "label", "score", "production", "tokens", "token_vectors", "worker"):
         assert key not in out
     assert "wordpieces" not in out and "alignment" not in out
+
+
+def test_token_figures_come_from_the_wordpiecer_unless_the_tokens_changed(nlp: Any) -> None:
+    """The columns the wordpiecer read are the ones a record's figures use (spaCy is not asked
+    again); a doc retokenized after it is read afresh."""
+    doc = nlp(TEXTS[1])
+    kept = doc._.trf_pieces.tokens
+    assert token_array(doc) is kept
+    want = doc.to_array(list(TOKEN_ATTRS)).reshape(len(doc), -1).astype(np.int64)
+    np.testing.assert_array_equal(kept, want)
+    with doc.retokenize() as retokenizer:
+        retokenizer.merge(doc[2:4])
+    changed = token_array(doc)
+    assert changed is not kept and len(changed) == len(doc) == len(kept) - 1
+    out = enrich(doc, _record(TEXTS[1]), MODEL, {})
+    assert out["n_tokens"] == len(doc)
+    assert out["sentences"] == [[s.start_char, s.end_char] for s in doc.sents]
 
 
 def test_a_long_sentence_is_counted_as_windowed(nlp: Any) -> None:
