@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream_trf.text import batching
 from stream_trf.text.batching import Window, make_batches, plan_windows, stitch
 
 # --------------------------------------------------------------------------------------------
@@ -220,23 +219,38 @@ def test_make_batches_optimal_cuts_never_cost_more_than_greedy(
     )
 
 
+def _cuts_searched_afresh(lengths: list[int], budget: int, batch_cost: float) -> list[list[int]]:
+    """The same dynamic programme, each window's best start searched afresh (the first of
+    ties): what the monotone queue of ``_optimal_cuts`` must reproduce, cut for cut."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    xs = [lengths[i] for i in order]
+    best, cut = [0.0] * (len(xs) + 1), [0] * (len(xs) + 1)
+    for j in range(1, len(xs) + 1):
+        m = xs[j - 1]
+        lo = max(0, j - max(budget // m, 1)) if m > 0 else 0
+        k = min(range(lo, j), key=lambda i: best[i] - i * m)
+        best[j], cut[j] = best[k] - k * m + j * m + batch_cost, k
+    runs, j = [], len(xs)
+    while j > 0:
+        runs.append(order[cut[j] : j])
+        j = cut[j]
+    return runs[::-1]
+
+
 @given(
-    lengths=st.lists(st.integers(0, 120), max_size=80),
+    lengths=st.lists(st.integers(0, 120), max_size=120),
     budget=st.integers(1, 2000),
     batch_cost=st.sampled_from([0.0, 5.0, 32.0, 200.0]),
 )
-@settings(max_examples=100, deadline=None)
-def test_optimal_cuts_are_the_same_found_in_a_loop_or_vectorised(
+@settings(max_examples=200, deadline=None)
+def test_optimal_cuts_are_those_of_each_window_searched_afresh(
     lengths: list[int], budget: int, batch_cost: float
 ) -> None:
-    """Each run's best start is searched in a plain loop among few candidates, vectorised among
-    many: every start either way gives the same cuts (ties: the first start)."""
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(batching, "_LOOP_AT_MOST", 10**9)
-        looped = make_batches(lengths, budget, batch_cost)
-        m.setattr(batching, "_LOOP_AT_MOST", 0)
-        vectorised = make_batches(lengths, budget, batch_cost)
-    assert looped == vectorised
+    """The queue gives the very cuts of searching every window again (ties: the first start),
+    through runs of equal lengths, windows sliding and lengths of zero."""
+    assert make_batches(lengths, budget, batch_cost) == _cuts_searched_afresh(
+        lengths, budget, batch_cost
+    )
 
 
 def test_make_batches_optimal_cuts_hand_made() -> None:
