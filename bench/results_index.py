@@ -491,6 +491,20 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-7.json",
+                what="Host-side cost, sixth round of issue 29, first step (a batch's long "
+                "sentences through windows alone, the rest on the arrays): against b46e0cf, 4 "
+                "rounds alternating",
+                date="2026-12-03",
+            ),
+            e(
+                "host-ab-cpu-8.json",
+                what="Host-side cost, sixth round of issue 29 (long sentences alone, the "
+                "record's token figures from the wordpiecer, cuts by a monotone queue): against "
+                "b46e0cf, 6 rounds alternating",
+                date="2026-12-03",
+            ),
+            e(
                 "library-kept-docs-ab-cpu.json",
                 what="The library's nlp.pipe with every doc kept alive or consumed as a stream, "
                 "with and without doc.tensor, chunks alternating in one process",
@@ -501,6 +515,14 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 "throughput-cpu-r6.png",
                 what="Ceiling, library (now consumed as a stream), worker and the host system "
                 "(2,000 docs, no sweep, no peers): the CPU targets re-measured",
+                date="2026-12-03",
+            ),
+            e(
+                "throughput-cpu-r7.json",
+                "throughput-cpu-r7.png",
+                what="Ceiling, library, worker and the host system after issue 29's sixth round, "
+                "on another machine of the kind (AMD EPYC family 26 model 2; 2,000 docs, no "
+                "sweep, no peers): the CPU targets re-measured",
                 date="2026-12-03",
             ),
             e(

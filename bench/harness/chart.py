@@ -92,22 +92,35 @@ def _sweep_panel(ax: Any, sweep: list[dict[str, Any]]) -> None:
 
 
 def _host_panel(ax: Any, host: dict[str, Any]) -> None:
-    """CPU per document on the near-zero model: the floor by part, the processor alone and the
-    worker end to end, with the target (1.5 × the floor)."""
-    floor = host["floor"]
-    parts = floor["parts_cpu_ms_per_doc"]
-    left = 0.0
-    for (name, ms), color in zip(parts.items(), ("#bbbbbb", "#999999", "#777777")):
-        ax.barh("floor", ms, left=left, color=color, label=name.replace("_", " "))
-        left += ms
-    bars = [("processor alone", host["processor"]["cpu_ms_per_doc"], "#2ca02c")]
+    """CPU per document on the near-zero model: the floor by part (measured before the
+    processor and again after the worker), the processor alone and the worker end to end,
+    each with its ratio as the run computed it (the worker's to the mean of the two floors),
+    and the worker's target (1.5 × that mean)."""
+    floors = [("floor", host["floor"])]
+    if host.get("floor_after_worker"):
+        floors.append(("floor after worker", host["floor_after_worker"]))
+    longest = 0.0
+    for label, floor in floors:
+        left = 0.0
+        colors = ("#bbbbbb", "#999999", "#777777")
+        for (name, ms), color in zip(floor["parts_cpu_ms_per_doc"].items(), colors):
+            legend = name.replace("_", " ") if label == "floor" else None
+            ax.barh(label, ms, left=left, color=color, label=legend)
+            left += ms
+        longest = max(longest, left)
+    ratios = host.get("ratios", {})
+    bars = [
+        ("processor alone", host["processor"]["cpu_ms_per_doc"], "#2ca02c", "processor_over_floor")
+    ]
     if host["worker"].get("cpu_ms_per_doc"):
-        bars.append(("worker", host["worker"]["cpu_ms_per_doc"], "#1f77b4"))
-    for name, ms, color in bars:
+        bars.append(("worker", host["worker"]["cpu_ms_per_doc"], "#1f77b4", "worker_over_floor"))
+    for name, ms, color, key in bars:
         ax.barh(name, ms, color=color)
-        ax.text(ms, name, f" {ms / floor['cpu_ms_per_doc']:.2f}× floor", va="center", fontsize=8)
-    ax.axvline(1.5 * floor["cpu_ms_per_doc"], color="k", ls="--", lw=1, label="target: 1.5× floor")
-    ax.set_xlim(0, 1.4 * max([left, 1.5 * floor["cpu_ms_per_doc"]] + [ms for _, ms, _ in bars]))
+        if key in ratios:
+            ax.text(ms, name, f" {ratios[key]:.2f}× floor", va="center", fontsize=8)
+    target = 1.5 * sum(f["cpu_ms_per_doc"] for _, f in floors) / len(floors)
+    ax.axvline(target, color="k", ls="--", lw=1, label="worker's target: 1.5× floor")
+    ax.set_xlim(0, 1.4 * max([longest, target] + [ms for _, ms, _, _ in bars]))
     ax.invert_yaxis()
     ax.set_xlabel("CPU ms per document")
     ax.set_title("host-side cost, near-zero model")

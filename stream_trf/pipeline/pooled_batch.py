@@ -8,8 +8,7 @@ sums, first and last rows: ``TransformerRunner.predict_pooled``) lands in the ba
 index. Per-sentence windows, outputs and loops cost more than the rest of the step on a fast
 device. The few sentences longer than the model takes (``PooledPlan.long``) are cut into
 windows whose rows are stitched and reduced (``trf_tok2vec``); the rest of their batch stays on
-the arrays: one such sentence used to send its whole batch down the per-sentence path, a
-quarter of the worker's buffers of Debian descriptions.
+the arrays (docs/decisions/pooled-outputs.md).
 """
 
 from __future__ import annotations
@@ -52,10 +51,6 @@ class PooledPlan:
         """(doc, its sentence) of the plan's sentence ``sentence``."""
         d = int(np.searchsorted(self.doc_sentences, sentence, side="right")) - 1
         return d, sentence - int(self.doc_sentences[d])
-
-    def doc_lengths(self, d: int) -> IntArray:
-        """Doc ``d``'s sentence lengths (its own array)."""
-        return self.lengths[self.doc_sentences[d] : self.doc_sentences[d + 1]].copy()
 
 
 def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan:

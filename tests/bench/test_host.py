@@ -89,3 +89,40 @@ def test_the_worker_is_set_against_the_floors_either_side_of_it() -> None:
         "worker_less_forward_over_floor": 1.3,
     }
     assert "worker_over_floor" not in host_ratios(0.4, 0.6, 0.6, 0.1, None)
+
+
+def test_the_chart_labels_each_bar_with_the_runs_own_ratio() -> None:
+    """Two floors (before the processor, after the worker): the worker's label and target line
+    use their mean, as its ratio does; the processor's label is its own ratio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bench.harness.chart import _host_panel
+
+    host = _host(0.75)
+    host["floor_after_worker"] = {
+        "cpu_ms_per_doc": 0.6,
+        "parts_cpu_ms_per_doc": {
+            "spacy_tokenizer_and_sentencizer": 0.3,
+            "wordpiece_tokenizer": 0.29,
+            "orjson_record": 0.01,
+        },
+    }
+    host["ratios"]["worker_over_floor"] = 1.5  # 0.75 / mean(0.4, 0.6)
+    fig, ax = plt.subplots()
+    try:
+        _host_panel(ax, host)
+        labels = sorted(t.get_text().strip() for t in ax.texts)
+        assert labels == ["1.25× floor", "1.50× floor"]
+        assert [tick.get_text() for tick in ax.get_yticklabels()] == [
+            "floor",
+            "floor after worker",
+            "processor alone",
+            "worker",
+        ]
+        (target,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+        assert target.get_xdata()[0] == 0.75
+    finally:
+        plt.close(fig)

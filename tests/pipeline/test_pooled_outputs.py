@@ -113,6 +113,9 @@ def test_a_long_sentence_leaves_the_rest_of_its_batch_on_the_arrays(tiny_dir: Pa
     n_sentences = sum(d._.trf_pieces.n_sentences for d in got)
     assert sum(pooled_sizes) == n_sentences - 1  # all but the long one
     _assert_pooled_reduces_rows(want, got)
+    # a batch of nothing but the long sentence: no sub-batch of sentence indices at all
+    alone = list(pooled.pipe([LONG]))
+    _assert_pooled_reduces_rows(list(rows.pipe([LONG])), alone)
 
 
 @pytest.mark.parametrize("packing", ["off", "on"])
