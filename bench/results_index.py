@@ -229,6 +229,14 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 "(met); library 0.83 / worker 0.82 of the ceiling on this machine",
                 date="2026-12-02",
             ),
+            e(
+                "soak-cpu-12.json",
+                "soak-cpu-12.png",
+                what="After issue 29's sixth round, on the family-26 EPYC: growth +2.1 % over 20 "
+                "minutes at 49 docs/s, the worker behind (46.2 enriched a second, full buffers "
+                "throughout) (met); worker 0.90 of the ceiling",
+                date="2026-12-03",
+            ),
         ),
     ),
     (
