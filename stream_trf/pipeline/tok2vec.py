@@ -14,6 +14,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from itertools import groupby
 from pathlib import Path
 from typing import Any, NamedTuple, cast
 
@@ -852,17 +853,12 @@ def _reduce_long(
         for k, out in zip(batch, result.result()):
             rows[k] = out.last_hidden_state
     windowed = [0] * len(plan.wordpieces)
-    k, n = 0, len(long.windows)
-    while k < n:
-        g = long.sentences[k]
-        j = k + 1
-        while j < n and long.sentences[j] == g:
-            j += 1
-        stitched = stitch(long.windows[k:j], cast(list[np.ndarray], rows[k:j]))
+    for g, group in groupby(range(len(long.windows)), key=long.sentences.__getitem__):
+        ks = list(group)  # a sentence's windows, consecutive
+        stitched = stitch([long.windows[k] for k in ks], [cast(np.ndarray, rows[k]) for k in ks])
         sums[g] = stitched.sum(axis=0)
         class_rows[g] = stitched[-1] if plan.class_last[g] else stitched[0]
         windowed[plan.owner(g)[0]] += len(stitched)
-        k = j
     return windowed
 
 
