@@ -92,35 +92,33 @@ def _sweep_panel(ax: Any, sweep: list[dict[str, Any]]) -> None:
 
 
 def _host_panel(ax: Any, host: dict[str, Any]) -> None:
-    """CPU per document on the near-zero model: the floor by part (measured before the
-    processor and again after the worker), the processor alone and the worker end to end,
-    each with its ratio as the run computed it (the worker's to the mean of the two floors),
-    and the worker's target (1.5 × that mean)."""
-    floors = [("floor", host["floor"])]
-    if host.get("floor_after_worker"):
-        floors.append(("floor after worker", host["floor_after_worker"]))
-    longest = 0.0
-    for label, floor in floors:
-        left = 0.0
-        colors = ("#bbbbbb", "#999999", "#777777")
-        for (name, ms), color in zip(floor["parts_cpu_ms_per_doc"].items(), colors):
-            legend = name.replace("_", " ") if label == "floor" else None
-            ax.barh(label, ms, left=left, color=color, label=legend)
-            left += ms
-        longest = max(longest, left)
+    """CPU per document on the near-zero model, all measured on the same slices in turn: the
+    floor by part, the processor alone and the worker end to end, each labelled with its ratio
+    to the floor (the worker's with the range of its slices' ratios), and the worker's target
+    (1.5 × the floor)."""
+    floor = host["floor"]
+    left = 0.0
+    colors = ("#bbbbbb", "#999999", "#777777")
+    for (name, ms), color in zip(floor["parts_cpu_ms_per_doc"].items(), colors):
+        ax.barh("floor", ms, left=left, color=color, label=name.replace("_", " "))
+        left += ms
     ratios = host.get("ratios", {})
     bars = [
         ("processor alone", host["processor"]["cpu_ms_per_doc"], "#2ca02c", "processor_over_floor")
     ]
     if host["worker"].get("cpu_ms_per_doc"):
         bars.append(("worker", host["worker"]["cpu_ms_per_doc"], "#1f77b4", "worker_over_floor"))
+    spread = host.get("worker_over_floor_by_slice")
     for name, ms, color, key in bars:
         ax.barh(name, ms, color=color)
         if key in ratios:
-            ax.text(ms, name, f" {ratios[key]:.2f}× floor", va="center", fontsize=8)
-    target = 1.5 * sum(f["cpu_ms_per_doc"] for _, f in floors) / len(floors)
+            label = f" {ratios[key]:.2f}× floor"
+            if key == "worker_over_floor" and spread:
+                label += f" (slices {spread['min']:.2f}–{spread['max']:.2f})"
+            ax.text(ms, name, label, va="center", fontsize=8)
+    target = 1.5 * floor["cpu_ms_per_doc"]
     ax.axvline(target, color="k", ls="--", lw=1, label="worker's target: 1.5× floor")
-    ax.set_xlim(0, 1.4 * max([longest, target] + [ms for _, ms, _, _ in bars]))
+    ax.set_xlim(0, 1.6 * max([left, target] + [ms for _, ms, _, _ in bars]))
     ax.invert_yaxis()
     ax.set_xlabel("CPU ms per document")
     ax.set_title("host-side cost, near-zero model")

@@ -148,13 +148,17 @@ def table(result: dict[str, Any]) -> str:
         )
     host = result["systems"].get("host")
     if host:
-        after = host.get("floor_after_worker")
+        spread = host.get("worker_over_floor_by_slice")
         lines.append(
             "host-side CPU per doc on a near-zero model: floor "
-            f"{host['floor']['cpu_ms_per_doc']} ms"
-            + (f" (after the worker {after['cpu_ms_per_doc']} ms)" if after else "")
-            + f", processor alone {host['processor']['cpu_ms_per_doc']} ms, worker "
-            f"{host['worker']['cpu_ms_per_doc']} ms"
+            f"{host['floor']['cpu_ms_per_doc']} ms, processor alone "
+            f"{host['processor']['cpu_ms_per_doc']} ms, worker {host['worker']['cpu_ms_per_doc']} ms"
+            + (
+                f" (the worker's ratio slice by slice: {spread['min']}–{spread['max']}, "
+                f"median {spread['median']})"
+                if spread
+                else ""
+            )
         )
     worker = result["systems"].get("worker")
     if worker and worker.get("paced"):

@@ -78,22 +78,66 @@ def test_the_processor_run_times_the_forward_passes_apart(tmp_path: Path) -> Non
     assert 0 < result["forward_cpu_ms_per_doc"] < result["cpu_ms_per_doc"]
 
 
-def test_the_worker_is_set_against_the_floors_either_side_of_it() -> None:
+def test_the_ratios_divide_by_the_floor_of_the_same_slices() -> None:
     from bench.harness.host import host_ratios
 
-    ratios = host_ratios(0.4, 0.6, processor_ms=0.6, forward_ms=0.1, worker_ms=0.75)
+    ratios = host_ratios(0.5, processor_ms=0.6, forward_ms=0.1, worker_ms=0.75)
     assert ratios == {
-        "processor_over_floor": 1.5,  # the floor just before it
-        "processor_less_forward_over_floor": 1.25,
-        "worker_over_floor": 1.5,  # the mean of 0.4 and 0.6
+        "processor_over_floor": 1.2,
+        "processor_less_forward_over_floor": 1.0,
+        "worker_over_floor": 1.5,
         "worker_less_forward_over_floor": 1.3,
     }
-    assert "worker_over_floor" not in host_ratios(0.4, 0.6, 0.6, 0.1, None)
+    assert "worker_over_floor" not in host_ratios(0.5, 0.6, 0.1, None)
+
+
+def test_slices_cover_the_documents_and_each_system_takes_each_place() -> None:
+    from bench.harness.host import rotated, slices
+
+    assert slices(1100, 512) == [(0, 512), (512, 1024), (1024, 1100)]
+    assert slices(1024, 512) == [(0, 512), (512, 1024)]
+    systems = ("floor", "processor", "worker", "worker (b)")
+    orders = [rotated(systems, k) for k in range(len(systems))]
+    assert all(sorted(o) == sorted(systems) for o in orders)
+    for place in range(len(systems)):
+        assert sorted(o[place] for o in orders) == sorted(systems)
+    assert rotated(systems, len(systems)) == list(systems)
+
+
+def test_a_slice_server_measures_the_slices_it_is_asked_for(tmp_path: Path) -> None:
+    """The floor kept set up in a process of its own (``measure --serve``), asked for two
+    slices; a server that cannot start says why."""
+    import pytest
+
+    from bench.harness.measure import MeasurementFailed, SliceServer
+
+    model = near_zero_model(tmp_path / "model")
+    texts = ["A first sentence. And a second one!", "Another document, one sentence."] * 20
+    texts_file = tmp_path / "texts.jsonl"
+    texts_file.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    warm = tmp_path / "warm.jsonl"
+    warm.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts[:10]))
+    options = {"warmup_file": str(warm), "warmup_chars": 100}
+    with SliceServer("floor", texts_file, str(model), options, tmp_path / "floor.log") as server:
+        first, second = server.measure(0, 30), server.measure(30, 40)
+    assert (first["docs"], second["docs"]) == (30, 10)
+    for answer in (first, second):
+        assert answer["cpu_s"] > 0
+        assert abs(sum(answer["parts_s"].values()) - answer["cpu_s"]) < 1e-9
+    assert server.proc.returncode == 0  # it ended when its requests did
+    with pytest.raises(MeasurementFailed, match="FileNotFoundError"):
+        SliceServer(
+            "floor",
+            texts_file,
+            str(model),
+            {"warmup_file": str(tmp_path / "missing.jsonl"), "warmup_chars": 100},
+            tmp_path / "broken.log",
+        )
 
 
 def test_the_chart_labels_each_bar_with_the_runs_own_ratio() -> None:
-    """Two floors (before the processor, after the worker): the worker's label and target line
-    use their mean, as its ratio does; the processor's label is its own ratio."""
+    """The floor by part, the processor's and the worker's own ratios (the worker's with its
+    slices' range), and the target at 1.5 × the floor."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,28 +145,19 @@ def test_the_chart_labels_each_bar_with_the_runs_own_ratio() -> None:
 
     from bench.harness.chart import _host_panel
 
-    host = _host(0.75)
-    host["floor_after_worker"] = {
-        "cpu_ms_per_doc": 0.6,
-        "parts_cpu_ms_per_doc": {
-            "spacy_tokenizer_and_sentencizer": 0.3,
-            "wordpiece_tokenizer": 0.29,
-            "orjson_record": 0.01,
-        },
-    }
-    host["ratios"]["worker_over_floor"] = 1.5  # 0.75 / mean(0.4, 0.6)
+    host = _host(0.6)
+    host["worker_over_floor_by_slice"] = {"min": 1.31, "median": 1.5, "max": 1.72}
     fig, ax = plt.subplots()
     try:
         _host_panel(ax, host)
         labels = sorted(t.get_text().strip() for t in ax.texts)
-        assert labels == ["1.25× floor", "1.50× floor"]
+        assert labels == ["1.25× floor", "1.50× floor (slices 1.31–1.72)"]
         assert [tick.get_text() for tick in ax.get_yticklabels()] == [
             "floor",
-            "floor after worker",
             "processor alone",
             "worker",
         ]
         (target,) = [line for line in ax.lines if line.get_linestyle() == "--"]
-        assert target.get_xdata()[0] == 0.75
+        assert abs(target.get_xdata()[0] - 0.6) < 1e-9
     finally:
         plt.close(fig)
