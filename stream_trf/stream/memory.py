@@ -123,10 +123,11 @@ def release_freed_memory(keep: int = 0) -> bool:
 
 class FreedHeap:
     """When a worker hands its freed heap back (``release_freed_memory``, glibc asked whether
-    more than ``keep`` bytes are free): after every buffer, and on the lanes only once resident
-    memory rose more than ``keep`` since it was last asked, since asking costs milliseconds and
-    reading resident memory microseconds (heap holes piling up within a buffer show as growth).
-    Thread-safe."""
+    more than ``keep`` bytes are free): after a buffer and on the lanes, only once resident
+    memory rose more than ``keep`` since glibc was last asked, since asking costs milliseconds
+    (a hundredth of a CPU-ms per document, asked after every 256-doc buffer) and reading
+    resident memory microseconds. Heap holes piling up show as growth; a heap that did not grow
+    has nothing new to hand back. Thread-safe."""
 
     def __init__(
         self,
@@ -141,10 +142,10 @@ class FreedHeap:
         self._lock = threading.Lock()
         self._level = resident()
 
-    def after_buffer(self) -> bool:
-        return self._ask()
-
-    def while_growing(self) -> bool:
+    def if_grown(self) -> bool:
+        """Ask glibc (and hand back what it holds free above ``keep``) if resident memory rose
+        more than ``keep`` since it was last asked, or if there is no /proc to tell; True when
+        heap went back."""
         now = self._resident()
         with self._lock:
             level = self._level

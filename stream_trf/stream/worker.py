@@ -86,7 +86,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
     heap = FreedHeap(keep=int(settings.memory.keep_free_mb * 2**20))
     # A process's business, not the component's config: the hook the lanes call.
     nlp.get_pipe("trf_tok2vec").after_sub_batch = (
-        ReleaseEvery(every, heap.while_growing) if every is not None else None
+        ReleaseEvery(every, heap.if_grown) if every is not None else None
     )
     records = settings.records
     return BatchProcessor(
@@ -102,7 +102,7 @@ def build_processor(settings: Settings) -> BatchProcessor:
         batch_size=settings.batching.max_batch,
         vocab_warmup_chars=settings.memory.vocab_warmup_chars,
         on_warmup_done=lambda: freeze_survivors("vocabulary warm-up done"),
-        release=heap.after_buffer,
+        release=heap.if_grown,
     )
 
 

@@ -301,10 +301,10 @@ def test_release_every_hands_back_once_per_n_wordpieces_from_any_thread() -> Non
         ReleaseEvery(0)
 
 
-def test_freed_heap_asks_glibc_once_a_buffer_and_on_the_lanes_only_after_growth() -> None:
-    """``FreedHeap``: glibc (asked with the keep figure) decides after every buffer; on the lanes
-    it is asked only once resident memory rose more than the keep figure since it was last
-    asked (the real parts: the tests above, and ``resident_bytes`` below)."""
+def test_freed_heap_asks_glibc_only_after_growth() -> None:
+    """``FreedHeap.if_grown`` (after each buffer and on the lanes): glibc, asked with the keep
+    figure, decides only once resident memory rose more than the keep figure since it was
+    last asked (the real parts: the tests above, and ``resident_bytes`` below)."""
     from stream_trf.stream.memory import FreedHeap
 
     rss = [1000]
@@ -318,24 +318,25 @@ def test_freed_heap_asks_glibc_once_a_buffer_and_on_the_lanes_only_after_growth(
         return free_is_over_keep[0]
 
     heap = FreedHeap(100, release=release, resident=lambda: rss[0])
-    assert heap.after_buffer() is True and asked == [100]  # glibc decides, with the keep figure
-    level = rss[0]  # 950: the level after it was asked
+    assert heap.if_grown() is False and asked == []  # nothing grew since it was made
+    rss[0] = 1101
+    assert heap.if_grown() is True and asked == [100]  # glibc decides, with the keep figure
+    level = rss[0]  # 1051: the level after it was asked
     rss[0] = level + 100
-    assert heap.while_growing() is False and asked == [100]  # grew by keep: not asked
+    assert heap.if_grown() is False and asked == [100]  # grew by keep: not asked
     rss[0] = level + 101
-    assert heap.while_growing() is True and asked == [100, 100]  # past it: asked, handed back
-    rss[0] += 60  # 10 above the new level (1001)
-    assert heap.while_growing() is False and len(asked) == 2
+    assert heap.if_grown() is True and asked == [100, 100]  # past it: asked, handed back
+    rss[0] += 60  # 10 above the new level
+    assert heap.if_grown() is False and len(asked) == 2
     # glibc holding too little free: nothing goes, and the grown level is the new reference
     free_is_over_keep[0] = False
     rss[0] += 200
-    assert heap.while_growing() is False and len(asked) == 3
-    assert heap.while_growing() is False and len(asked) == 3  # not asked again at that level
-    assert heap.after_buffer() is False and len(asked) == 4  # a buffer's end always asks
-    # without /proc the lanes leave it to glibc every time
+    assert heap.if_grown() is False and len(asked) == 3
+    assert heap.if_grown() is False and len(asked) == 3  # not asked again at that level
+    # without /proc glibc decides every time
     blind = FreedHeap(100, release=release, resident=lambda: None)
     asked.clear()
-    assert blind.while_growing() is False and blind.while_growing() is False
+    assert blind.if_grown() is False and blind.if_grown() is False
     assert asked == [100, 100]
 
 
