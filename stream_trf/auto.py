@@ -31,17 +31,31 @@ RELEASE_EVERY_SUB_BATCHES = 8
 CORES_PER_PROCESS = 4
 
 
-def words_per_batch(device_type: str, use: Use = "library") -> int:
-    """``words_per_batch`` = 0 on a device (``"cpu"``, ``"cuda"``; others count as a CPU)."""
+# The CPU figures were measured on the default model, all-MiniLM-L6-v2, 384 wide. A pass's
+# activations grow with the model's width, so a narrower model holds proportionally more
+# wordpieces in the same memory, and its passes are so cheap that their fixed cost (launching
+# the pass, the lanes' Python around it) would otherwise show: it gets the CPU figure scaled
+# by 384 / width, at most that use's GPU figure (docs/decisions/words-per-batch.md).
+REFERENCE_WIDTH = 384
+
+
+def words_per_batch(device_type: str, use: Use = "library", width: int | None = None) -> int:
+    """``words_per_batch`` = 0 on a device (``"cpu"``, ``"cuda"``; others count as a CPU), for
+    a model ``width`` wide (None: the default model's)."""
     if use == "training":
         return WORDS_PER_BATCH["library"]["cpu"]
     table = WORDS_PER_BATCH[use]
-    return table.get(device_type, table["cpu"])
+    if device_type in table and device_type != "cpu":
+        return table[device_type]
+    figure = table["cpu"]
+    if width and 0 < width < REFERENCE_WIDTH:
+        figure = min(table["cuda"], figure * REFERENCE_WIDTH // width)
+    return figure
 
 
-def release_every(device_type: str) -> int:
+def release_every(device_type: str, width: int | None = None) -> int:
     """``release_every`` = 0 in the worker: wordpieces between two hand-backs of freed heap."""
-    return RELEASE_EVERY_SUB_BATCHES * words_per_batch(device_type, "worker")
+    return RELEASE_EVERY_SUB_BATCHES * words_per_batch(device_type, "worker", width)
 
 
 def processes(cores: int, partitions: int) -> int:

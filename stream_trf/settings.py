@@ -155,8 +155,9 @@ class TransformerSettings:
         0,
         "most padded wordpieces in one transformer sub-batch; 0 = auto: "
         f"{_per_device(auto.WORDS_PER_BATCH['worker'])} (the library alone uses "
-        f"{_per_device(auto.WORDS_PER_BATCH['library'])}; measure yours with stream-trf bench "
-        "--sweep)",
+        f"{_per_device(auto.WORDS_PER_BATCH['library'])}; on a CPU, × {auto.REFERENCE_WIDTH} / "
+        f"width for a model narrower than {auto.REFERENCE_WIDTH}; measure yours with stream-trf "
+        "bench --sweep)",
     )
 
     def validate(self) -> None:

@@ -112,3 +112,17 @@ def model_family(model_dir: Path) -> str:
             "does not know. Use an encoder family transformers supports (bert, roberta, xlnet, ...)."
         )
     return str(model_type)
+
+
+def model_width(model_dir: Path) -> int | None:
+    """The model's hidden size as its config.json gives it (``hidden_size``, ``d_model``,
+    ``n_embd`` or ``dim``, by family); None when it gives none or cannot be read."""
+    try:
+        config = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    for key in ("hidden_size", "d_model", "n_embd", "dim"):
+        value = config.get(key)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None

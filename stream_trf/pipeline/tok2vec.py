@@ -142,7 +142,8 @@ def make_tok2vec(
 
     model: a model name or directory (resolved locally; nothing is downloaded).
     words_per_batch: most padded wordpieces in one sub-batch (rows × longest row); 0 = auto:
-        1,000 on a CPU, 32,000 on a GPU (stream_trf.auto; training uses 1,000).
+        1,000 on a CPU (× 384 / width for a model narrower than 384, at most 32,000), 32,000
+        on a GPU (stream_trf.auto; training uses 1,000).
     batch_cost: what one forward pass costs beyond its wordpieces, in wordpieces (32 measured
         on a CPU): sub-batches are cut where padded wordpieces plus this per sub-batch is
         least (text/batching.make_batches). None, and padding-free (packed) runs, fill each
@@ -470,9 +471,12 @@ class TransformerTok2Vec(BatchPipe):
 
     @property
     def words_per_batch(self) -> int:
-        """The sub-batch size inference uses: the setting, or for 0 the device's default."""
+        """The sub-batch size inference uses: the setting, or for 0 the default for the
+        device and the model's width."""
         n = int(self.cfg["words_per_batch"])
-        return n if n > 0 else auto.words_per_batch(self.runner.device.type)
+        if n > 0:
+            return n
+        return auto.words_per_batch(self.runner.device.type, width=self.runner.width or None)
 
     def _budget(self, lengths: list[int], n_lanes: int) -> int:
         """The sub-batch budget: ``words_per_batch``, or less when a batch of docs is too small

@@ -41,17 +41,29 @@ def model_info(nlp: Any, name: str) -> ModelInfo:
     return ModelInfo(name=Path(name).name or name, version=f"{version}+{digest.hexdigest()[:12]}")
 
 
-def worker_words_per_batch(setting: int, device_type: str) -> int:
-    """The worker's sub-batch size: the setting, or for 0 the worker's auto on that device."""
-    return setting or auto.words_per_batch(device_type, "worker")
+def worker_words_per_batch(setting: int, device_type: str, width: int | None = None) -> int:
+    """The worker's sub-batch size: the setting, or for 0 the worker's auto on that device for
+    a model ``width`` wide."""
+    return setting or auto.words_per_batch(device_type, "worker", width)
 
 
-def worker_release_every(setting: int, device_type: str) -> int | None:
+def worker_release_every(setting: int, device_type: str, width: int | None = None) -> int | None:
     """Wordpieces between two hand-backs of freed heap on the lanes (``--release-every``), or
     for 0 the auto on that device; None (-1): after each buffer only."""
     if setting < 0:
         return None
-    return setting or auto.release_every(device_type)
+    return setting or auto.release_every(device_type, width)
+
+
+def configured_width(settings: Settings) -> int | None:
+    """The width of the model the settings name, from its config.json, before it is loaded (the
+    autos scale with it); None where it cannot be read (loading the model then says why)."""
+    from ..model.source import model_width, resolve_model_dir
+
+    try:
+        return model_width(resolve_model_dir(settings.transformer.model))
+    except Exception:  # any failure to find the model is load()'s to report
+        return None
 
 
 def model_overrides(settings: Settings, device_type: str) -> dict[str, Any]:
@@ -63,9 +75,10 @@ def model_overrides(settings: Settings, device_type: str) -> dict[str, Any]:
     the pieces' character offsets the alignment is computed from (``alignment=False``)."""
     model = settings.transformer
     rows = settings.records.emit_tokens
+    width = configured_width(settings)
     return {
         "alignment": rows or settings.records.emit_wordpieces,
-        "words_per_batch": worker_words_per_batch(model.words_per_batch, device_type),
+        "words_per_batch": worker_words_per_batch(model.words_per_batch, device_type, width),
         "precision": model.precision,
         "packing": model.packing,
         "trace": model.trace,
@@ -82,7 +95,9 @@ def build_processor(settings: Settings) -> BatchProcessor:
     # The device load() will put the model on: the worker never sets one, so "auto".
     device_type = resolve_device("auto").type
     nlp = stream_trf.load(settings.transformer.model, **model_overrides(settings, device_type))
-    every = worker_release_every(settings.memory.release_every, device_type)
+    every = worker_release_every(
+        settings.memory.release_every, device_type, configured_width(settings)
+    )
     heap = FreedHeap(keep=int(settings.memory.keep_free_mb * 2**20))
     # A process's business, not the component's config: the hook the lanes call.
     nlp.get_pipe("trf_tok2vec").after_sub_batch = (

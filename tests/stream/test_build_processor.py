@@ -19,9 +19,10 @@ def test_auto_words_per_batch_is_the_workers_own_and_a_setting_wins(
     processor = build_processor(settings)
     tok2vec = processor.nlp.get_pipe("trf_tok2vec")
     device = tok2vec.runner.device.type
-    want = expected if expected is not None else auto.words_per_batch(device, "worker")
+    width = tok2vec.runner.width  # the autos scale with it (a tiny model: 32)
+    want = expected if expected is not None else auto.words_per_batch(device, "worker", width)
     assert tok2vec.words_per_batch == tok2vec.cfg["words_per_batch"] == want
-    assert want != auto.words_per_batch(device)  # not the library's own auto
+    assert want != auto.words_per_batch(device, width=width)  # not the library's own auto
 
 
 @pytest.mark.parametrize("emit_wordpieces", [False, True])
@@ -106,7 +107,7 @@ def test_freed_heap_goes_back_every_n_wordpieces_on_the_lanes(
     if expected is None:
         assert hook is None
         return
-    want = 8 * auto.words_per_batch(tok2vec.runner.device.type, "worker")
+    want = 8 * auto.words_per_batch(tok2vec.runner.device.type, "worker", tok2vec.runner.width)
     assert hook.wordpieces == (want if expected == "auto" else expected)
     import threading
 
