@@ -301,14 +301,15 @@ def run_host(
     warmup: list[str],
     *,
     log_dir: Path | None = None,
-    slice_docs: int = SLICE,
+    slice_docs: int | None = None,
     variants: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The floor, the processor alone and the worker end to end, on the near-zero model and
     the same documents, slice by slice in rotating order (``warmup``: other documents, for the
     vocabulary warm-up of each). ``variants``: more workers, each with its own environment
     added (``{"one lane": {"OMP_NUM_THREADS": "1"}}``), measured in the same rotation: an A/B
-    of settings on the same slices."""
+    of settings on the same slices. ``slice_docs``: documents a slice (default: ``SLICE``, or
+    fewer, down to a buffer, so that there are at least eight slices)."""
     from stream_trf.settings import Settings
     from stream_trf.stream import clients
     from stream_trf.stream.broker import EmbeddedBroker
@@ -360,7 +361,8 @@ def run_host(
         warm = [{"id": f"warm-{i}", "text": t} for i, t in enumerate(warmup)]
         for name in worker_envs:
             servers[name].start(warm)
-        for k, (a, b) in enumerate(slices(len(texts), slice_docs)):
+        size = slice_docs or max(BUFFER, min(SLICE, len(texts) // 8 // BUFFER * BUFFER))
+        for k, (a, b) in enumerate(slices(len(texts), size)):
             order.append(rotated(systems, k))
             for name in order[-1]:
                 if name in worker_envs:
