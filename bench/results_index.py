@@ -534,6 +534,21 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-9.json",
+                what="Host-side cost, seventh round of issue 29 (words_per_batch auto scaled by "
+                "the model's width, glibc's heap asked only after growth): this checkout's "
+                "worker beside b05fca5's on the same slices, an honest floor, 2 runs",
+                date="2026-12-03",
+            ),
+            e(
+                "throughput-cpu-r8.json",
+                "throughput-cpu-r8.png",
+                what="Ceiling, library, worker (with a 20-minute memory soak) and the host "
+                "system, now slice by slice on an honest floor, after issue 29's seventh round "
+                "(2,000 docs, no sweep, no peers)",
+                date="2026-12-03",
+            ),
+            e(
                 "lag-burst-cpu.json",
                 what="Consumer lag after a 3,000-doc burst: its peak and the time one worker "
                 "takes to catch up (machine shared: indicative)",

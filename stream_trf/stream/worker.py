@@ -58,11 +58,12 @@ def worker_release_every(setting: int, device_type: str, width: int | None = Non
 def configured_width(settings: Settings) -> int | None:
     """The width of the model the settings name, from its config.json, before it is loaded (the
     autos scale with it); None where it cannot be read (loading the model then says why)."""
+    from ..errors import ModelNotFound
     from ..model.source import model_width, resolve_model_dir
 
     try:
         return model_width(resolve_model_dir(settings.transformer.model))
-    except Exception:  # any failure to find the model is load()'s to report
+    except ModelNotFound:  # load() reports it, with what to do
         return None
 
 
@@ -95,9 +96,8 @@ def build_processor(settings: Settings) -> BatchProcessor:
     # The device load() will put the model on: the worker never sets one, so "auto".
     device_type = resolve_device("auto").type
     nlp = stream_trf.load(settings.transformer.model, **model_overrides(settings, device_type))
-    every = worker_release_every(
-        settings.memory.release_every, device_type, configured_width(settings)
-    )
+    width = nlp.get_pipe("trf_tok2vec").runner.width or None
+    every = worker_release_every(settings.memory.release_every, device_type, width)
     heap = FreedHeap(keep=int(settings.memory.keep_free_mb * 2**20))
     # A process's business, not the component's config: the hook the lanes call.
     nlp.get_pipe("trf_tok2vec").after_sub_batch = (
