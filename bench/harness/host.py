@@ -163,12 +163,18 @@ def floor(texts: list[str], model: str, warmup_file: str, warmup_chars: int) -> 
     return _floor_summary([Floor(model, warmup_file, warmup_chars).measure(texts)])
 
 
+def _summed(parts: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """The ``key`` dicts of the slices' measurements added up, name by name."""
+    total: dict[str, float] = {}
+    for part in parts:
+        for name, value in part[key].items():
+            total[name] = total.get(name, 0.0) + value
+    return total
+
+
 def _floor_summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
     n = sum(p["docs"] for p in parts)
-    by_part: dict[str, float] = {}
-    for p in parts:
-        for name, seconds in p["parts_s"].items():
-            by_part[name] = by_part.get(name, 0.0) + seconds
+    by_part = _summed(parts, "parts_s")
     return {
         "name": "floor (tokenizer, sentencizer, wordpieces, orjson)",
         "docs": n,
@@ -478,10 +484,7 @@ def _worker_summary(parts: list[dict[str, Any]]) -> dict[str, Any]:
     n = sum(p["docs"] for p in parts)
     user = sum(p["user_s"] for p in parts)
     kernel = sum(p["kernel_s"] for p in parts)
-    roles: dict[str, float] = {}
-    for p in parts:
-        for role, ms in p["threads_ms"].items():
-            roles[role] = roles.get(role, 0.0) + ms
+    roles = _summed(parts, "threads_ms")
     return {
         "name": "worker end to end (near-zero model)",
         "docs": n,
