@@ -541,6 +541,12 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-10.json",
+                what="The same comparison as host-ab-cpu-9, 4 runs, forty minutes later with "
+                "the host ~40 % faster",
+                date="2026-12-03",
+            ),
+            e(
                 "throughput-cpu-r8.json",
                 "throughput-cpu-r8.png",
                 what="Ceiling, library, worker (with a 20-minute memory soak) and the host "
