@@ -97,6 +97,11 @@ def test_a_processs_cpu_splits_by_thread_role_and_ended_threads_still_count() ->
     gone = threading.Thread(target=burn, args=(None,), name="stream-trf-gone_0")
     gone.start()
     gone.join()
+    # join() returns when Python is done with the thread, a moment before the OS is: wait
+    # until its task is gone from /proc, or its time would still read as a live thread's
+    deadline = time.monotonic() + 10
+    while os.path.exists(f"/proc/{pid}/task/{gone.native_id}") and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert burned.wait(10)
     after, total = own_threads(), time.process_time() - cpu_before
     stop.set()
