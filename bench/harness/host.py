@@ -317,7 +317,6 @@ def run_host(
     of settings on the same slices. ``slice_docs``: documents a slice (default: ``SLICE``, or
     fewer, down to a buffer, so that there are at least eight slices)."""
     from stream_trf.settings import Settings
-    from stream_trf.stream import clients
     from stream_trf.stream.broker import EmbeddedBroker
 
     from .measure import SliceServer
@@ -360,10 +359,9 @@ def run_host(
         broker = stack.enter_context(EmbeddedBroker(log_file=log_dir / "host-broker.log"))
         for k, (name, env) in enumerate(worker_envs.items()):
             servers[name] = _WorkerUnderTest(
-                broker.url, model, env, log_dir / f"host-worker-{k}.log"
+                broker.url, model, env, texts, log_dir / f"host-worker-{k}.log"
             )
             stack.callback(servers[name].close)
-        asyncio.run(clients.ensure_worker_topics(servers["worker"].settings))
         warm = [{"id": f"warm-{i}", "text": t} for i, t in enumerate(warmup)]
         for name in worker_envs:
             servers[name].start(warm)
@@ -371,10 +369,7 @@ def run_host(
         for k, (a, b) in enumerate(slices(len(texts), size)):
             order.append(rotated(systems, k))
             for name in order[-1]:
-                if name in worker_envs:
-                    measured[name].append(servers[name].measure(texts, a, b))
-                else:
-                    measured[name].append(servers[name].measure(a, b))
+                measured[name].append(servers[name].measure(a, b))
     floor_result = _floor_summary(measured["floor"])
     processor_result = _processor_summary(measured["processor"])
     worker_result = _worker_summary(measured["worker"])
@@ -429,11 +424,14 @@ class _WorkerUnderTest:
     """A worker process on its own topics of the embedded broker, measured a slice at a time:
     its process tree's CPU from producing a slice's documents to the last one enriched."""
 
-    def __init__(self, broker_url: str, model: str, env: dict[str, str], log_file: Path) -> None:
+    def __init__(
+        self, broker_url: str, model: str, env: dict[str, str], texts: list[str], log_file: Path
+    ) -> None:
         from .worker import bench_settings
 
         self.settings = bench_settings(broker_url, model)
         self.env = env
+        self.texts = texts
         self.log_file = log_file
         self.process: Any = None
 
@@ -449,12 +447,13 @@ class _WorkerUnderTest:
         self.process.wait_ready(timeout=600)
         asyncio.run(run_round(self.settings, warm, None, timeout=1800))
 
-    def measure(self, texts: list[str], a: int, b: int) -> dict[str, Any]:
+    def measure(self, a: int, b: int) -> dict[str, Any]:
+        """The worker's CPU on texts ``[a, b)``, as the slice servers measure theirs."""
         from .machine import process_cpu, thread_cpu, threads_between
         from .worker import run_round
 
         pid = self.process.pid
-        docs = [{"id": f"host-{i}", "text": texts[i]} for i in range(a, b)]
+        docs = [{"id": f"host-{i}", "text": self.texts[i]} for i in range(a, b)]
         before, threads_before = process_cpu(pid), thread_cpu(pid)
         t0 = time.time()
         out, _ = asyncio.run(run_round(self.settings, docs, None, timeout=1800))
