@@ -9,9 +9,10 @@ tell which one burns a core, and the benchmark can split a worker's CPU by threa
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 import threading
+
+from .libc import libc
 
 _PR_SET_NAME = 15  # prctl(2): name the calling thread (at most 15 bytes)
 _PREFIX = "stream-trf-"  # Python's names carry it; the OS's 15 bytes do not have room
@@ -32,7 +33,7 @@ def name_os_thread(name: str | None = None) -> bool:
         return False
     text = os_thread_name(name or threading.current_thread().name)
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        return int(libc.prctl(_PR_SET_NAME, ctypes.c_char_p(text.encode("utf-8")), 0, 0, 0)) == 0
+        prctl = libc().prctl  # type: ignore[union-attr]
+        return int(prctl(_PR_SET_NAME, ctypes.c_char_p(text.encode("utf-8")), 0, 0, 0)) == 0
     except (OSError, AttributeError):  # no prctl: the name is a convenience, never a failure
         return False

@@ -41,3 +41,34 @@ def test_a_thread_gives_the_os_its_python_name() -> None:
 def test_elsewhere_naming_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "platform", "darwin")
     assert name_os_thread("anything") is False
+
+
+def test_naming_a_thread_runs_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prefetch thread starts with every buffer: naming it must not run ``ldconfig -p`` (what
+    ``ctypes.util.find_library`` does on each call)."""
+    import subprocess
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a subprocess was started: {args}")
+
+    monkeypatch.setattr(subprocess, "Popen", refuse)
+    seen = list(iter_ahead((_os_name() for _ in range(2)), ahead=1))
+    assert seen == ["trf-prefetch"] * 2
+    got: list[tuple[bool, str]] = []
+    thread = threading.Thread(target=lambda: got.append((name_os_thread(), _os_name())), name="x-y")
+    thread.start()
+    thread.join()
+    assert got == [(True, "x-y")]
+
+
+def test_a_prefetch_thread_that_fails_to_start_raises_in_the_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import stream_trf.pipeline.prefetch as prefetch
+
+    def broken(name: str | None = None) -> bool:
+        raise RuntimeError("naming failed")
+
+    monkeypatch.setattr(prefetch, "name_os_thread", broken)
+    with pytest.raises(RuntimeError, match="naming failed"):
+        list(iter_ahead(iter(range(3)), ahead=1))

@@ -48,8 +48,8 @@ def iter_ahead(items: Iterable[T], ahead: int) -> Iterator[T]:
         return False
 
     def produce() -> None:
-        name_os_thread()  # trf-prefetch, in top -H and the host benchmark's split
-        try:
+        try:  # whatever fails here, the consumer hears of it (it would wait forever)
+            name_os_thread()  # trf-prefetch, in top -H and the host benchmark's split
             for item in items:
                 if not put(item):
                     return

@@ -29,7 +29,6 @@ allocator settings are no-ops where the C library is not glibc (musl, macOS, Win
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import threading
@@ -37,6 +36,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..libc import libc
 from ..settings import MAX_MMAP_THRESHOLD_MB
 
 # mallopt's parameter number for the mmap threshold (malloc.h)
@@ -46,17 +46,8 @@ ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
-
-
-@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    libc = _libc()
-    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    trim = getattr(libc(), "malloc_trim", None)
     if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
@@ -76,8 +67,7 @@ class _MallInfo2(ctypes.Structure):
 
 @functools.cache
 def _mallinfo2() -> Callable[[], _MallInfo2] | None:
-    libc = _libc()
-    info = getattr(libc, "mallinfo2", None) if libc is not None else None  # glibc 2.33+
+    info = getattr(libc(), "mallinfo2", None)  # glibc 2.33+
     if info is None:
         return None
     info.argtypes = []
@@ -248,8 +238,7 @@ def configure_allocator(
     if operator:
         notes.append("the environment sets the mmap threshold")
     elif mmap_threshold_mb > 0:
-        libc = _libc()
-        mallopt = getattr(libc, "mallopt", None) if libc is not None else None
+        mallopt = getattr(libc(), "mallopt", None)
         if mallopt is None:
             notes.append("no mallopt in this C library")
         else:
