@@ -65,10 +65,15 @@ def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan:
         return PooledPlan(
             list(wps), empty, None, empty, empty, empty.astype(bool), doc_sentences, empty
         )
-    bounds = np.concatenate([wp.sentence_starts[:-1] for wp in wps]) + np.repeat(
-        np.cumsum(n_wp) - n_wp, n_sent
+    # each doc's sentence offsets end to end, shifted to where its wordpieces start: a
+    # sentence ends where the next one starts, except a doc's last (dropped: ``ends``)
+    offsets = np.concatenate([wp.sentence_starts for wp in wps]).astype(np.int64) + np.repeat(
+        np.cumsum(n_wp) - n_wp, n_sent + 1
     )
-    lengths = np.concatenate([np.diff(wp.sentence_starts) for wp in wps]).astype(np.int64)
+    ends = np.ones(len(offsets), dtype=bool)
+    ends[doc_sentences[1:] + np.arange(n)] = False  # each doc's closing offset
+    bounds = offsets[ends]
+    lengths = offsets[1:][ends[:-1]] - bounds
     with_types = any(wp.type_ids is not None for wp in wps)
     type_ids = (
         np.concatenate(
@@ -87,7 +92,7 @@ def plan_pooled(wps: Sequence[DocWordpieces], max_length: int) -> PooledPlan:
         wordpieces=list(wps),
         ids=np.concatenate([wp.ids for wp in wps]).astype(np.int64, copy=False),
         type_ids=type_ids,
-        starts=bounds.astype(np.int64),
+        starts=bounds,
         lengths=lengths,
         class_last=class_last,
         doc_sentences=doc_sentences,

@@ -501,7 +501,7 @@ class TransformerTok2Vec(BatchPipe):
             )
             model_s = time.perf_counter() - job.started
             self._assign_pooled(
-                docs, plan.wordpieces, sums, class_rows, plan.doc_sentences.tolist(), windowed
+                docs, plan.lengths, sums, class_rows, plan.doc_sentences.tolist(), windowed
             )
         else:
             assert job.inputs is not None
@@ -592,13 +592,14 @@ class TransformerTok2Vec(BatchPipe):
     def _assign_pooled(
         self,
         docs: list[Doc],
-        wps: list[DocWordpieces],
+        lengths: np.ndarray,
         sums: np.ndarray,
         class_rows: np.ndarray,
         sent_offsets: list[int],
         windowed: list[int] | None,
     ) -> None:
-        """Each doc's pooled outputs: its sentences' slice of ``sums`` and ``class_rows``."""
+        """Each doc's pooled outputs: its sentences' slice of ``sums``, ``class_rows`` and
+        ``lengths`` (wordpieces per sentence, the plan's)."""
         runner = self.runner
         name = runner.name
         empty = np.zeros((0, runner.width), dtype=np.float32)
@@ -613,7 +614,7 @@ class TransformerTok2Vec(BatchPipe):
                     pooled=PooledOutputs(
                         sentence_sums=sums[a:b],
                         class_rows=class_rows[a:b],
-                        sentence_lengths=np.diff(wps[d].sentence_starts),
+                        sentence_lengths=lengths[a:b],
                     ),
                 ),
             )
