@@ -113,10 +113,14 @@ def _optimal_cuts(
     For each ``j``, the least ``best[i] - i * m`` (``m = xs[j - 1]``) over the allowed starts
     ``[j - budget // m, j)``, the first where several tie. While ``m`` stays the same that
     window only slides right, so its minimum is kept in a monotone queue (a step each); a new
-    ``m`` changes every value, and the queue is built again over the window. A buffer's ~1,000
-    sentences take about a millisecond, a third of searching each window afresh."""
+    ``m`` changes every value, and the queue is built again over the window: in one numpy pass
+    where the window is long (a GPU's budget allows thousands of short sentences a pass), as
+    the starts whose value is at most every later one's."""
     n = len(xs)
     best = [0.0] * (n + 1)
+    best_array = np.zeros(n + 1)  # ``best`` up to ``synced``, for the numpy rebuilds
+    synced = 0
+    positions = np.arange(n + 1, dtype=np.float64)
     cut = [0] * (n + 1)
     longest = xs.tolist()
     queue: deque[int] = deque()  # starts in the window, their values rising (ties: earliest first)
@@ -125,20 +129,33 @@ def _optimal_cuts(
     for j in range(1, n + 1):
         m = longest[j - 1]
         lo = max(0, j - max(budget // m, 1)) if m > 0 else 0
+        starts: range
         if m != current:
             current = m
-            queue.clear()
-            starts = range(lo, j)
+            if j - lo > _LONG_WINDOW:
+                best_array[synced:j] = best[synced:j]
+                synced = j
+                v = best_array[lo:j] - m * positions[lo:j]
+                later = np.minimum.accumulate(v[::-1])[::-1]  # later[k]: least of v[k:]
+                kept = np.flatnonzero(v[:-1] <= later[1:])
+                queue = deque((kept + lo).tolist())
+                queue.append(j - 1)
+                for i, x in zip(queue, [*v[kept].tolist(), float(v[-1])]):
+                    value[i] = x
+                starts = range(0)
+            else:
+                queue.clear()
+                starts = range(lo, j)
         else:
             while queue and queue[0] < lo:
                 queue.popleft()
             starts = range(j - 1, j)
         for i in starts:
-            v = best[i] - i * m
-            while queue and value[queue[-1]] > v:
+            x = best[i] - i * m
+            while queue and value[queue[-1]] > x:
                 queue.pop()
             queue.append(i)
-            value[i] = v
+            value[i] = x
         k = queue[0]
         best[j] = value[k] + j * m + batch_cost
         cut[j] = k
@@ -150,6 +167,10 @@ def _optimal_cuts(
         j = i
     runs.reverse()
     return runs
+
+
+# A window of more starts than this is rebuilt in numpy (below it, the loop is cheaper)
+_LONG_WINDOW = 32
 
 
 def stitch(windows: Sequence[Window], rows: Sequence[FloatArray]) -> FloatArray:

@@ -447,3 +447,18 @@ def test_windows_through_a_real_model(tiny_dir: Path) -> None:
     a, b = windows[0], windows[1]
     i = b.start  # in both windows
     assert not np.allclose(per_window[0][p + i - a.start], per_window[1][p + i - b.start])
+
+
+@given(
+    lengths=st.lists(st.integers(0, 60), min_size=100, max_size=400),
+    budget=st.sampled_from([6_000, 32_000]),
+    batch_cost=st.sampled_from([0.0, 32.0, 200.0]),
+)
+@settings(max_examples=40, deadline=None)
+def test_optimal_cuts_over_a_gpus_budget_are_those_of_each_window_searched_afresh(
+    lengths: list[int], budget: int, batch_cost: float
+) -> None:
+    """A GPU's budget: windows of hundreds of starts, rebuilt in numpy, give the same cuts."""
+    assert make_batches(lengths, budget, batch_cost) == _cuts_searched_afresh(
+        lengths, budget, batch_cost
+    )
