@@ -14,7 +14,7 @@ from typing import Any
 from .. import auto
 from ..model.gpu import resolve_device
 from ..settings import Settings
-from .collector import freeze_survivors
+from .collector import collect_young_objects_less_often, freeze_survivors
 from .enrich import HeavyFields, ModelInfo
 from .kafka import wait_for_broker
 from .memory import FreedHeap, ReleaseEvery, configure_allocator
@@ -158,6 +158,7 @@ def run_worker(settings: Settings, on_ready: Callable[[], None] | None = None) -
     log.info("model %s %s loaded", processor.model.name, processor.model.version)
     app = build_app(settings, processor)
     freeze_survivors("model loaded")
+    collect_young_objects_less_often()
     ready = on_ready or (lambda: say_ready(f"group {settings.topics.group_id}"))
     worker = faust_worker(app, settings.operations.log_level, ready)
     worker.execute_from_commandline()

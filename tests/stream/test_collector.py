@@ -32,3 +32,36 @@ def test_survivors_are_frozen_and_later_garbage_is_still_collected() -> None:
         assert all(n.me is n for n in kept)
     finally:
         gc.unfreeze()
+
+
+def test_young_objects_are_collected_less_often_and_cycles_still_freed() -> None:
+    from stream_trf.stream.collector import YOUNG_THRESHOLD, collect_young_objects_less_often
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    before = gc.get_threshold()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            collections.append(info.get("collected", 0))
+
+    try:
+        assert collect_young_objects_less_often() == (YOUNG_THRESHOLD, *before[1:])
+        gc.collect()
+        gc.callbacks.append(count)
+        # a buffer's worth of short-lived containers: no collection runs for them
+        for _ in range(20):
+            batch = [{"i": i, "v": [i]} for i in range(1_000)]
+            del batch
+        assert collections == []
+        # cyclic garbage piling up still triggers one, and it is freed
+        for _ in range(YOUNG_THRESHOLD):
+            Node()
+        assert sum(collections) > 0
+    finally:
+        if count in gc.callbacks:
+            gc.callbacks.remove(count)
+        gc.set_threshold(*before)
