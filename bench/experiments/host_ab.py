@@ -6,7 +6,10 @@ worktree of ``--baseline`` (on its ``PYTHONPATH``, with PYTHONSAFEPATH=1 so that
 does not shadow it). Both workers, the floor and the processor take turns on the same slices of
 the same documents, so a drift of this host's speed reaches both workers alike: the figure is
 the worker's CPU per document against the baseline's, slice by slice (a paired comparison), and
-each one's ratio to the floor. ``--rounds`` repeats the whole run.
+each one's ratio to the floor. ``--rounds`` repeats the whole run. The summary pools every
+slice of every round (``baseline_over_this_pooled``) and gives a 95 % bootstrap interval over
+the pairs of slices: a change of 1-2 % is inside this host's noise unless the interval says
+otherwise.
 
     python -m bench.experiments.host_ab --baseline 417b1f3 --docs 6144 \\
         --out bench/results/host-ab-cpu-9.json
@@ -21,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from bench.harness.corpus import default_data_path, read_texts
 from bench.harness.host import run_host
@@ -65,6 +70,7 @@ def main() -> None:
             ),
             3,
         ),
+        **paired_interval(runs),
         "rounds": [_round_summary(r) for r in runs],
     }
     result = {
@@ -81,6 +87,35 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def paired_interval(runs: list[dict[str, Any]], confidence: float = 0.95) -> dict[str, Any]:
+    """The baseline's CPU over this checkout's, pooled over every slice of every round (CPU
+    summed), with a bootstrap interval that resamples the slices in pairs (scipy's BCa): how
+    far the figure could move with other slices of this host's noise. An interval that holds
+    1 has not told the two apart."""
+    from scipy.stats import bootstrap
+
+    docs = np.array([s["docs"] for r in runs for s in r["slices"]], dtype=np.float64)
+    this = docs * [s["worker_cpu_ms_per_doc"] for r in runs for s in r["slices"]]
+    base = docs * [c for r in runs for c in r["variants"]["baseline"]["cpu_ms_per_doc_by_slice"]]
+
+    def ratio(b: np.ndarray, t: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.asarray(b.sum(axis=axis) / t.sum(axis=axis))
+
+    found = bootstrap(
+        (base, this), ratio, paired=True, vectorized=True, confidence_level=confidence,
+        n_resamples=9_999, random_state=0,
+    )  # fmt: skip
+    interval = found.confidence_interval
+    return {
+        "baseline_over_this_pooled": round(float(ratio(base, this)), 4),
+        f"baseline_over_this_ci{round(confidence * 100)}": [
+            round(float(interval.low), 4),
+            round(float(interval.high), 4),
+        ],
+        "paired_slices": len(docs),
+    }
 
 
 def _round_summary(run: dict[str, Any]) -> dict[str, Any]:

@@ -416,6 +416,9 @@ def run_host(
             summary["over_worker_by_slice"] = _spread(
                 [v["cpu_s"] / w["cpu_s"] for v, w in zip(runs, measured["worker"])]
             )
+            summary["cpu_ms_per_doc_by_slice"] = [
+                round(1000 * v["cpu_s"] / v["docs"], 4) for v in runs
+            ]
             found[name] = summary
     return result
 
