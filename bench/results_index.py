@@ -547,6 +547,14 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-11.json",
+                what="Host-side cost, eighth round of issue 29 (libc loaded once, the collector "
+                "off a buffer's objects, per-batch sentence lengths, numpy-built windows of the "
+                "sub-batch cuts) beside c71fd17's worker on the same slices, 6 runs, with a "
+                "bootstrap interval over rounds and slices",
+                date="2026-12-03",
+            ),
+            e(
                 "throughput-cpu-r8.json",
                 "throughput-cpu-r8.png",
                 what="Ceiling, library, worker (with a 20-minute memory soak) and the host "
