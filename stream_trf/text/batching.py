@@ -104,6 +104,10 @@ def make_batches(
     return batches
 
 
+# A window of more starts than this is rebuilt in numpy (below it, the loop is cheaper)
+_LONG_WINDOW = 32
+
+
 def _optimal_cuts(
     xs: npt.NDArray[np.int64], order: npt.NDArray[np.int64], budget: int, batch_cost: float
 ) -> list[list[int]]:
@@ -167,10 +171,6 @@ def _optimal_cuts(
         j = i
     runs.reverse()
     return runs
-
-
-# A window of more starts than this is rebuilt in numpy (below it, the loop is cheaper)
-_LONG_WINDOW = 32
 
 
 def stitch(windows: Sequence[Window], rows: Sequence[FloatArray]) -> FloatArray:
