@@ -53,6 +53,22 @@ def words_per_batch(device_type: str, use: Use = "library", width: int | None = 
     return figure
 
 
+# The optimal sub-batch cuts' cost of one forward pass beyond its wordpieces, in wordpieces
+# (docs/decisions/sub-batch-cuts.md), measured on the default model on a CPU. The worker's
+# scales by 384 / width on a CPU, as its sub-batch size does: a narrower model computes a
+# wordpiece in proportionally less time, while what a pass costs around it (the lanes' handling,
+# the launch) stays, and at 32 the cuts made passes of a few documents each.
+BATCH_COST = 32.0
+
+
+def batch_cost(device_type: str, use: Use = "library", width: int | None = None) -> float:
+    """``trf_tok2vec``'s ``batch_cost`` for ``use`` on a device, for a model ``width`` wide
+    (None: the default model's). The library and training keep the measured figure."""
+    if use == "worker" and device_type != "cuda" and width and 0 < width < REFERENCE_WIDTH:
+        return BATCH_COST * REFERENCE_WIDTH / width
+    return BATCH_COST
+
+
 def release_every(device_type: str, width: int | None = None) -> int:
     """``release_every`` = 0 in the worker: wordpieces between two hand-backs of freed heap."""
     return RELEASE_EVERY_SUB_BATCHES * words_per_batch(device_type, "worker", width)

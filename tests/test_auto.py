@@ -58,3 +58,21 @@ def test_model_width_of_a_directory_without_a_readable_config_is_none(tmp_path: 
     assert model_width(tmp_path) is None
     (tmp_path / "config.json").write_text("{not json")
     assert model_width(tmp_path) is None
+
+
+@pytest.mark.parametrize("width", [None, 384, 768, 32])
+def test_the_library_and_training_keep_the_measured_batch_cost(width: int | None) -> None:
+    for device in ("cpu", "cuda"):
+        assert auto.batch_cost(device, "library", width) == auto.BATCH_COST == 32.0
+        assert auto.batch_cost(device, "training", width) == 32.0
+
+
+@pytest.mark.parametrize(
+    ("width", "cost"), [(None, 32.0), (384, 32.0), (768, 32.0), (192, 64.0), (32, 384.0)]
+)
+def test_the_workers_batch_cost_scales_with_a_narrow_models_width_off_a_gpu(
+    width: int | None, cost: float
+) -> None:
+    assert auto.batch_cost("cpu", "worker", width) == cost
+    assert auto.batch_cost("mps", "worker", width) == cost  # other devices: as a CPU
+    assert auto.batch_cost("cuda", "worker", width) == 32.0

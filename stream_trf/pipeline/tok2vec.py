@@ -95,7 +95,7 @@ OUTPUTS = ("rows", "pooled")
 DEFAULT_CONFIG: dict[str, Any] = {
     "model": DEFAULT_MODEL,
     "words_per_batch": 0,
-    "batch_cost": 32.0,
+    "batch_cost": auto.BATCH_COST,
     "max_length": None,
     "window_overlap": 64,
     "output_hidden_states": False,
@@ -145,8 +145,9 @@ def make_tok2vec(
         1,000 on a CPU (× 384 / width for a model narrower than 384, at most 32,000), 32,000
         on a GPU (stream_trf.auto; training uses 1,000).
     batch_cost: what one forward pass costs beyond its wordpieces, in wordpieces (32 measured
-        on a CPU): sub-batches are cut where padded wordpieces plus this per sub-batch is
-        least (text/batching.make_batches). None, and padding-free (packed) runs, fill each
+        on a CPU; the worker's own scales by 384 / width for a narrower model on a CPU:
+        stream_trf.auto): sub-batches are cut where padded wordpieces plus this per sub-batch
+        is least (text/batching.make_batches). None, and padding-free (packed) runs, fill each
         sub-batch as far as words_per_batch allows.
     max_length: longest sequence the model gets; default: what the model allows.
     window_overlap: wordpieces shared by consecutive windows of an over-long sentence.

@@ -69,7 +69,8 @@ def configured_width(settings: Settings) -> int | None:
 
 def model_overrides(settings: Settings, device_type: str) -> dict[str, Any]:
     """What the worker asks of ``stream_trf.load`` for a model on ``device_type``: its own
-    sub-batch size where the setting is auto (``stream_trf.auto``), and token rows only when
+    sub-batch size where the setting is auto and its own cost of a pass for the sub-batch cuts
+    (``stream_trf.auto``: both scale with a narrow model's width on a CPU), token rows only when
     records carry them. Doc vectors and classes need only per-sentence sums and class-token
     rows, which the lanes reduce as they go (``outputs="pooled"``), so a buffer's wordpiece rows
     and ``doc.tensor`` arrays are never held; nor, unless records carry tokens or wordpieces,
@@ -80,6 +81,7 @@ def model_overrides(settings: Settings, device_type: str) -> dict[str, Any]:
     return {
         "alignment": rows or settings.records.emit_wordpieces,
         "words_per_batch": worker_words_per_batch(model.words_per_batch, device_type, width),
+        "batch_cost": auto.batch_cost(device_type, "worker", width),
         "precision": model.precision,
         "packing": model.packing,
         "trace": model.trace,

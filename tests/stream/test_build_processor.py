@@ -23,6 +23,10 @@ def test_auto_words_per_batch_is_the_workers_own_and_a_setting_wins(
     want = expected if expected is not None else auto.words_per_batch(device, "worker", width)
     assert tok2vec.words_per_batch == tok2vec.cfg["words_per_batch"] == want
     assert want != auto.words_per_batch(device, width=width)  # not the library's own auto
+    # the cost of a pass in the sub-batch cuts: the worker's own, scaled by the width on a CPU
+    assert tok2vec.cfg["batch_cost"] == auto.batch_cost(device, "worker", width)
+    if device == "cpu":
+        assert tok2vec.cfg["batch_cost"] == auto.BATCH_COST * 384 / width > auto.BATCH_COST
 
 
 @pytest.mark.parametrize("emit_wordpieces", [False, True])
@@ -35,6 +39,7 @@ def test_the_worker_asks_load_for_what_it_needs(emit_tokens: bool, emit_wordpiec
         assert model_overrides(settings, device) == {
             "alignment": emit_tokens or emit_wordpieces,
             "words_per_batch": auto.words_per_batch(device, "worker"),
+            "batch_cost": auto.BATCH_COST,  # the default model's width: the measured figure
             "precision": "int8",
             "packing": "auto",
             "trace": "off",
