@@ -555,6 +555,13 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-12.json",
+                what="Host-side cost: the worker's batch_cost scaled by the model's width (384 "
+                "for the near-zero model) beside b7a968c's worker, 6 runs: not told apart in "
+                "total, the lanes' CPU lower in every run",
+                date="2026-12-03",
+            ),
+            e(
                 "throughput-cpu-r8.json",
                 "throughput-cpu-r8.png",
                 what="Ceiling, library, worker (with a 20-minute memory soak) and the host "
