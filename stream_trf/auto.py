@@ -1,5 +1,6 @@
-"""What 0 ("auto") means for the settings that have it: one rule per setting, by device and by
-who runs the model (the library's ``nlp.pipe``, the worker, or training).
+"""What 0 ("auto") means for the settings that have it, and the figures the worker chooses for
+itself (``batch_cost``): one rule per setting, by device and by who runs the model (the
+library's ``nlp.pipe``, the worker, or training).
 
 A leaf: the library (``trf_tok2vec``), the worker and the settings' help all read their figures
 from here. Why each figure is what it is: docs/decisions/words-per-batch.md and
