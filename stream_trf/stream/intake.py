@@ -18,6 +18,8 @@ published (at least once). A rebalance suspends the flow and clears the intake (
 control manages it as it manages channel queues); a message fetched before the latest
 rebalance is dropped unprocessed when taken (the partition's owner reads it again from the
 committed offset). A full intake stops the fetch loop until the agent has taken enough.
+Offsets the fetch passed over after a partition's last record (a transaction's markers) are
+committed too, once that record is acknowledged (``stream/skipped_offsets.py``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
+
+from .skipped_offsets import SkippedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +54,7 @@ class Intake:
         self._arrived = asyncio.Event()
         self._space = asyncio.Event()
         self._space.set()
+        self.skipped = SkippedOffsets()
         app._stream_trf_intake = self
         app.flow_control.manage_queue(self)  # cleared with the channels on a rebalance
 
@@ -70,6 +75,7 @@ class Intake:
     def clear(self) -> None:
         """Drop what the agent has not taken (a rebalance: flow control calls this)."""
         self.messages.clear()
+        self.skipped.clear()
         self._space.set()
 
     async def chunks(self, max_batch: int, within: float) -> AsyncIterator[list[Any]]:
@@ -107,9 +113,12 @@ class Intake:
 
     def ack(self, messages: Iterable[Any]) -> None:
         """These messages' outputs are published: their offsets may be committed."""
-        ack = self.app.consumer.ack
+        consumer = self.app.consumer
+        ack = consumer.ack
         for message in messages:
             ack(message)
+        if self.skipped:
+            self.skipped.settle(consumer)
 
 
 class Admission:
@@ -159,8 +168,9 @@ def install() -> None:
 async def drain_in_batches(consumer: Any, fetcher: Any, intake: Intake) -> None:
     """faust's fetch loop (``Consumer._drain_messages``), a fetched batch at a time: until the
     consumer or the fetcher stops, fetch, skip what was read already, note gaps, commit when
-    ``broker_commit_every`` acknowledgements are due, and put the batch's messages of the
-    intake's topic into it (other topics: one by one, as faust does)."""
+    ``broker_commit_every`` acknowledgements are due, put the batch's messages of the intake's
+    topic into it (other topics: one by one, as faust does) and note the offsets the fetch
+    passed over after each partition's last record."""
     from faust.transport.consumer import CONSUMER_FETCHING
 
     app = consumer.app
@@ -189,8 +199,10 @@ async def drain_in_batches(consumer: Any, fetcher: Any, intake: Intake) -> None:
             mine: list[Any] = []
             others: list[Any] = []
             last_read: dict[Any, int] = {}
+            dropped: set[Any] = set()  # fetched, then left: the position is past them
             for tp, batch in records.items():
                 if not (active is None or tp in active or tp in consumer._buffered_partitions):
+                    dropped.add(tp)
                     continue
                 app.monitor.track_tp_end_offset(tp, consumer.highwater(tp))
                 into = mine if tp.topic == topic else others
@@ -216,6 +228,8 @@ async def drain_in_batches(consumer: Any, fetcher: Any, intake: Intake) -> None:
                 continue
             intake.put(mine)
             read_offset.update(last_read)
+            intake.skipped.read(last_read)
+            intake.skipped.note(consumer, topic, active, dropped)
             for message in others:  # one by one, as faust does
                 await consumer.wait_first(consumer.callback(message), consumer.suspend_flow.wait())
                 if not consumer.flow_active:

@@ -1,6 +1,7 @@
 """The documentation holds together: every relative link in README.md and docs/**/*.md reaches a
 file (and a heading, for a ``#anchor``), every docs page is at most two clicks from the README,
-the README stays a newcomer's page (at most 250 lines, no commit hashes).
+the README stays a newcomer's page (at most 250 lines, no commit hashes), and the package map
+of docs/architecture.md names every module.
 
 Links are Markdown inline links and images, ``[text](target)`` / ``![alt](target)``, outside code
 (fenced blocks and inline code spans). Anchors follow GitHub's heading slugs.
@@ -165,6 +166,37 @@ def test_readme_names_no_commit() -> None:
     text = README.read_text(encoding="utf-8")
     hashes = FULL_HASH.findall(text) + SHORT_HASH.findall(text)
     assert not hashes, f"commit hashes in README.md (history belongs in the CHANGELOG): {hashes}"
+
+
+def test_the_package_map_names_every_module() -> None:
+    """docs/architecture.md's map of the package: every module, in its folder, and no other."""
+    listed = package_map((DOCS / "architecture.md").read_text(encoding="utf-8"))
+    package = ROOT / "stream_trf"
+    actual = {
+        str(p.relative_to(ROOT))
+        for p in package.rglob("*.py")
+        if p.name != "__main__.py" and not (p.name == "__init__.py" and p.parent != package)
+    }
+    assert sorted(actual - listed) == [], "modules missing from docs/architecture.md"
+    assert sorted(listed - actual) == [], "docs/architecture.md names modules that do not exist"
+
+
+def package_map(text: str) -> set[str]:
+    """The module paths of the architecture page's package map (its "The package" code block,
+    a folder per ``name/`` line, two spaces of indent per level)."""
+    block = text[text.index("## The package") :].split("```")[1]
+    listed: set[str] = set()
+    folders: list[str] = []
+    for line in block.splitlines():
+        m = re.match(r"^( *)(\S+)", line)
+        if not m or not m.group(2).endswith(("/", ".py")):
+            continue
+        folders = folders[: len(m.group(1)) // 2]
+        if m.group(2).endswith("/"):
+            folders.append(m.group(2).rstrip("/"))
+        else:
+            listed.add("/".join([*folders, m.group(2)]))
+    return listed
 
 
 # --------------------------------------------------------------------------- the checker itself

@@ -176,8 +176,7 @@ def committed_and_end(settings: Settings) -> dict[int, tuple[int | None, int]]:
 
 def committed_past(settings: Settings, outputs: list[dict[str, Any]]) -> bool:
     """Whether the group committed, in each partition, every input offset these outputs
-    (enriched records and dead letters) stand for. (It can stay short of the log end by
-    control records — a transaction's commit marker — that follow the last data record.)"""
+    (enriched records and dead letters) stand for (:func:`no_lag`: up to the log's end)."""
     want: dict[int, int] = {}
     for r in outputs:
         src = r["source"]
@@ -185,6 +184,43 @@ def committed_past(settings: Settings, outputs: list[dict[str, Any]]) -> bool:
         want[src["partition"]] = max(want.get(src["partition"], 0), last + 1)
     state = committed_and_end(settings)
     return all((state[p][0] or 0) >= offset for p, offset in want.items())
+
+
+def no_lag(settings: Settings) -> bool:
+    """Whether the group has committed, in every partition, the log's end offset."""
+    return all(committed == end for committed, end in committed_and_end(settings).values())
+
+
+def commit_for_group(settings: Settings, offsets: dict[int, int]) -> None:
+    """Commit these offsets of the input topic for the group, as a member that left them
+    would have: a member joins alone (the group must have no other members), commits, leaves."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from aiokafka.structs import OffsetAndMetadata
+
+    class AsFaust(RoundRobinPartitionAssignor):
+        name = "faust"  # the broker holds the group to its members' protocol
+
+    async def commit() -> None:
+        member = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers(),
+            group_id=settings.group_id,
+            enable_auto_commit=False,
+            partition_assignment_strategy=(AsFaust,),
+        )
+        tps = {TopicPartition(settings.input_topic, p): o for p, o in offsets.items()}
+        await member.start()
+        try:
+            member.subscribe([settings.input_topic])  # Tansu takes commits of members only
+            deadline = time.monotonic() + 30
+            while not set(tps) <= member.assignment():
+                assert time.monotonic() < deadline, "not assigned the partitions within 30 s"
+                await member.getmany(timeout_ms=200)
+            await member.commit({tp: OffsetAndMetadata(o, "") for tp, o in tps.items()})
+        finally:
+            await member.stop()
+
+    asyncio.run(commit())
 
 
 def librdkafka_producer(settings: Settings, **config: Any) -> Any:
