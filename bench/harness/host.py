@@ -79,7 +79,8 @@ def _read(path: str) -> list[str]:
 
 class Floor:
     """The unavoidable work, set up and warmed up once, then measured on any slice of texts:
-    spaCy's tokenizer and sentencizer in the worker's memory zones, the Rust wordpiece
+    spaCy's tokenizer and sentencizer in the worker's memory zones (whose new lexemes carry only
+    the attributes the worker reads), the Rust wordpiece
     tokenizer on every sentence as the worker calls it (without character offsets: its records
     carry none), and orjson of a record of the near-zero model's width."""
 
@@ -93,7 +94,7 @@ class Floor:
         self.nlp.add_pipe("sentencizer")
         backend = Tokenizer.from_file(str(Path(model) / "tokenizer.json"))
         self.encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
-        self.zones = BufferZones(self.nlp, warmup_chars)
+        self.zones = BufferZones(self.nlp, warmup_chars, lean_lexemes=True)  # as the worker
         for batch in _buffers(_read(warmup_file)):  # the worker's vocabulary warm-up
             with self.zones.buffer(sum(map(len, batch))):
                 list(self.nlp.pipe(batch))

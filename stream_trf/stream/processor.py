@@ -94,7 +94,8 @@ class BatchProcessor:
     ) -> None:
         """``release``: called after each buffer to hand freed heap back (stream/memory.py)."""
         self.nlp = nlp
-        self.zones = BufferZones(nlp, vocab_warmup_chars)
+        # the records read no lexical attribute but IS_PUNCT and IS_SPACE (stream/enrich.py)
+        self.zones = BufferZones(nlp, vocab_warmup_chars, lean_lexemes=True)
         self.model = model
         self.max_text_chars = max_text_chars
         self.heavy = heavy or HeavyFields()

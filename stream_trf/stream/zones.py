@@ -22,6 +22,14 @@ rules again and every word becomes a lexeme again, however often the stream repe
 ``BufferZones`` therefore lets a worker's first buffers run outside any zone, until a budget of
 text is spent: the stream's common words and chunks stay cached for good (a bounded set), and
 every later buffer, each in its zone, finds them there.
+
+A word new to the vocabulary becomes a lexeme through every lexical attribute getter of the
+language (lower case, norm, shape, prefix, suffix, two dozen flags): a fifth of what spaCy's
+tokenizer costs a buffer in its zone. When every component of the pipeline is one known to read
+no lexical attribute but the punctuation and space flags (``LEAN_FACTORIES``: the worker's own
+pipeline), and so is what reads the docs (the worker's records), a zone's new lexemes get only
+those two (:func:`lean_lexeme_getters`). They die with the zone; the warm-up's lexemes, which
+outlive it, have every attribute.
 """
 
 from __future__ import annotations
@@ -33,12 +41,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from preshed.maps import PreshMap  # spaCy's own hash table
+from spacy.attrs import IS_PUNCT, IS_SPACE
 
 # A table is rebuilt once its capacity is past both: 2**16 cells (1 MiB) and GROWTH × its live
 # keys. Rebuilding is a pass over the table in Python (milliseconds at these sizes): rare.
 MIN_CAPACITY = 2**16
 GROWTH = 8
 _VOCAB_PARTS = ("strings", "vectors", "lookups")
+
+# Components known to read no lexical attribute of a token but IS_PUNCT and IS_SPACE (the
+# sentencizer's punctuation test; the wordpiecer's token columns, the record's word count).
+LEAN_FACTORIES = frozenset({"sentencizer", "trf_wordpiecer", "trf_tok2vec", "trf_textcat"})
+LEAN_ATTRS = (IS_PUNCT, IS_SPACE)
+
+
+def lean_lexeme_getters(nlp: Any) -> dict[int, Any] | None:
+    """The lexical attribute getters a zone's new words need, when every component of ``nlp``
+    (disabled ones too) is in ``LEAN_FACTORIES``; None, keeping them all, otherwise."""
+    factories = {nlp.get_pipe_meta(name).factory for name in nlp.component_names}
+    if not factories <= LEAN_FACTORIES:
+        return None
+    getters = nlp.vocab.lex_attr_getters or {}
+    return {attr: getters[attr] for attr in LEAN_ATTRS if attr in getters}
 
 
 @dataclass(frozen=True)
@@ -108,20 +132,31 @@ def compact_vocab_tables(vocab: Any) -> TableSizes:
 
 
 @contextmanager
-def buffer_zone(nlp: Any) -> Iterator[None]:
+def buffer_zone(nlp: Any, lexeme_getters: dict[int, Any] | None = None) -> Iterator[None]:
     """``nlp.memory_zone()`` for one buffer, then the vocab's tables compacted if they grew.
-    A plain block where spaCy has no memory zones."""
+    ``lexeme_getters``: the lexical attribute getters of the lexemes the zone makes (None: the
+    language's own). A plain block where spaCy has no memory zones."""
     zone = getattr(nlp, "memory_zone", None)
     if zone is None:
         yield
         return
+    vocab = nlp.vocab
     with zone():
-        yield
-    compact_vocab_tables(nlp.vocab)
+        if lexeme_getters is None:
+            yield
+        else:
+            kept = vocab.lex_attr_getters
+            vocab.lex_attr_getters = lexeme_getters
+            try:
+                yield
+            finally:
+                vocab.lex_attr_getters = kept
+    compact_vocab_tables(vocab)
 
 
 class BufferZones:
-    """A memory zone per buffer, once ``warmup_chars`` characters of text have run without.
+    """A memory zone per buffer, once ``warmup_chars`` characters of text have run without; its
+    new lexemes lean if asked and the pipeline allows (:func:`lean_lexeme_getters`).
 
     The warm-up buffers' words, strings and tokenizer cache entries stay for the life of the
     process: memory bounded by the budget plus at most one buffer (a buffer that starts within
@@ -130,12 +165,16 @@ class BufferZones:
     (docs/decisions/zones.md).
     """
 
-    def __init__(self, nlp: Any, warmup_chars: int = 0) -> None:
+    def __init__(self, nlp: Any, warmup_chars: int = 0, *, lean_lexemes: bool = False) -> None:
+        """``lean_lexemes``: the caller reads no lexical attribute of a zone's tokens but the
+        punctuation and space flags, so its zones' new lexemes may lean where the pipeline
+        allows."""
         if warmup_chars < 0:
             raise ValueError(f"warmup_chars must be 0 or positive, got {warmup_chars}")
         self.nlp = nlp
         self.warmup_left = warmup_chars
         self.warmup_buffers = 0
+        self.lexeme_getters = lean_lexeme_getters(nlp) if lean_lexemes else None
 
     @property
     def warming_up(self) -> bool:
@@ -150,5 +189,5 @@ class BufferZones:
             self.warmup_buffers += 1
             yield False
             return
-        with buffer_zone(self.nlp):
+        with buffer_zone(self.nlp, self.lexeme_getters):
             yield True

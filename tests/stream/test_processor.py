@@ -141,6 +141,9 @@ class Poisoned:
         self.marker = marker
         self.calls: list[int] = []
 
+    def __getattr__(self, name: str) -> Any:  # the rest as the pipeline has it
+        return getattr(self.nlp, name)
+
     def make_doc(self, text: str) -> Any:
         return self.nlp.make_doc(text)
 
@@ -161,6 +164,9 @@ class OutOfMemory:
     def __init__(self, nlp: Any) -> None:
         self.nlp = nlp
         self.calls: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:  # the rest as the pipeline has it
+        return getattr(self.nlp, name)
 
     def make_doc(self, text: str) -> Any:
         return self.nlp.make_doc(text)

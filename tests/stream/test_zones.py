@@ -1,21 +1,25 @@
 """Memory zones per buffer (stream/zones.py): spaCy frees a zone's lexemes and strings but its
 hash tables keep growing; ``buffer_zone`` keeps them bounded and the vocab's answers unchanged.
-``BufferZones`` runs a warm-up outside any zone first, whose words stay."""
+``BufferZones`` runs a warm-up outside any zone first, whose words stay, and gives a zone's new
+lexemes only the attributes the worker reads where its pipeline allows."""
 
 from __future__ import annotations
 
 import random
 import string
 
+import numpy as np
 import pytest
 import spacy
-from spacy.attrs import NORM
+from conftest import shared_descriptions
+from spacy.attrs import IS_PUNCT, IS_SPACE, NORM, SENT_START
 
 from stream_trf.stream.zones import (
     MIN_CAPACITY,
     BufferZones,
     buffer_zone,
     compact_vocab_tables,
+    lean_lexeme_getters,
     lexeme_table,
     table_sizes,
 )
@@ -185,3 +189,70 @@ def test_a_warm_tokenizer_in_a_zone_gives_the_same_tokens() -> None:
                 doc = warm(text)
                 got = [(t.text, t.idx, t.whitespace_, t.norm_, t.like_url) for t in doc]
             assert got == want
+
+
+def _sentencizer() -> spacy.language.Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def test_lean_getters_only_where_every_component_is_known_to_read_none_other() -> None:
+    nlp = _sentencizer()
+    getters = lean_lexeme_getters(nlp)
+    assert getters is not None and set(getters) == {IS_PUNCT, IS_SPACE}
+    assert getters[IS_PUNCT] is nlp.vocab.lex_attr_getters[IS_PUNCT]
+    nlp.add_pipe("attribute_ruler")  # matches on any attribute
+    assert lean_lexeme_getters(nlp) is None
+    nlp.disable_pipe("attribute_ruler")  # a disabled one may be enabled again
+    assert lean_lexeme_getters(nlp) is None
+    assert BufferZones(_sentencizer(), lean_lexemes=False).lexeme_getters is None
+
+
+def test_a_lean_zone_makes_lean_lexemes_only_of_new_words_and_restores_the_getters() -> None:
+    nlp = _sentencizer()
+    getters = nlp.vocab.lex_attr_getters
+    zones = BufferZones(nlp, warmup_chars=1, lean_lexemes=True)
+    with zones.buffer(20):
+        nlp("Known words, KNOWN.")
+    with zones.buffer(40) as zoned:
+        assert zoned
+        doc = nlp("Known Zqnewword 12345 \u2042 here.\n\nNext one.")
+        known, new, number, asterism, here = doc[:5]
+        assert (known.lower_, known.is_title) == ("known", True)  # warm-up: every attribute
+        assert (new.lower_, new.is_title, number.like_num) == ("", False, False)  # lean
+        assert asterism.is_punct and doc[5].is_punct and doc[6].is_space and not here.is_punct
+        assert [s.text for s in doc.sents] == [
+            "Known Zqnewword 12345 \u2042 here.",
+            "\n\nNext one.",
+        ]
+    assert nlp.vocab.lex_attr_getters is getters
+    outside = nlp("Zqotherword")[0]
+    assert (outside.lower_, outside.is_title) == ("zqotherword", True)
+
+
+def test_lean_zones_give_the_worker_the_same_sentences_flags_and_tokens_on_real_text() -> None:
+    """What the worker reads of a doc — token texts and offsets, sentence starts, the
+    punctuation and space flags — is the same with lean lexemes as with full ones, on real
+    package descriptions after a small warm-up (most of their words new to each zone)."""
+    texts = [r["text"] for r in shared_descriptions(3000)]
+    warmup, texts = texts[:200], texts[200:]
+
+    def read(lean: bool) -> list[tuple[list[str], np.ndarray]]:
+        nlp = _sentencizer()
+        zones = BufferZones(nlp, sum(map(len, warmup)), lean_lexemes=lean)
+        out = []
+        for batch in (warmup, *(texts[i : i + 256] for i in range(0, len(texts), 256))):
+            with zones.buffer(sum(map(len, batch))) as zoned:
+                for doc in nlp.pipe(batch):
+                    if zoned:
+                        columns = doc.to_array([SENT_START, IS_PUNCT, IS_SPACE, NORM])
+                        out.append(([t.text for t in doc], columns))
+        return out
+
+    lean, full = read(True), read(False)
+    assert len(lean) == len(full) == len(texts)
+    assert all(a[0] == b[0] for a, b in zip(lean, full))
+    assert all((a[1][:, :3] == b[1][:, :3]).all() for a, b in zip(lean, full))
+    # and lexemes were lean: norms are missing where a word was new to the zone
+    assert sum(int((a[1][:, 3] != b[1][:, 3]).sum()) for a, b in zip(lean, full)) > 1000
