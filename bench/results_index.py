@@ -562,6 +562,19 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-13.json",
+                what="Host-side cost, ninth round of issue 29: lean lexemes in the worker's "
+                "memory zones beside f5164e6's worker on the same slices (the floor lean too), "
+                "6 runs",
+                date="2026-12-03",
+            ),
+            e(
+                "lean-lexemes-ab-cpu.json",
+                what="spaCy's tokenizer and sentencizer in the worker's zones with a zone's new "
+                "lexemes lean or with every lexical attribute, alternating in one process",
+                date="2026-12-03",
+            ),
+            e(
                 "throughput-cpu-r8.json",
                 "throughput-cpu-r8.png",
                 what="Ceiling, library, worker (with a 20-minute memory soak) and the host "
