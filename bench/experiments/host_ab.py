@@ -134,6 +134,7 @@ def _round_summary(run: dict[str, Any]) -> dict[str, Any]:
         "baseline_cpu_ms_per_doc": base["cpu_ms_per_doc"],
         "this_over_floor": run["ratios"]["worker_over_floor"],
         "baseline_over_floor": base["over_floor"],
+        "this_over_floor_as_spacy_ships": run["ratios"].get("worker_over_floor_as_spacy_ships"),
         # per slice: the baseline's CPU over this checkout's, on the same slice
         "baseline_over_this_by_slice": base["over_worker_by_slice"],
     }

@@ -108,6 +108,10 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             ratios["host_worker_less_forward_over_floor"] = host["ratios"][
                 "worker_less_forward_over_floor"
             ]
+        if "worker_over_floor_as_spacy_ships" in host["ratios"]:  # spaCy's every lexeme attribute
+            ratios["host_worker_over_floor_as_spacy_ships"] = host["ratios"][
+                "worker_over_floor_as_spacy_ships"
+            ]
         met["host_worker_over_floor"] = (
             ratios["host_worker_over_floor"] <= TARGETS["host_worker_over_floor"]
         )

@@ -44,6 +44,11 @@ def test_every_system_takes_every_slice_in_turn(tmp_path: Path) -> None:
     assert spread["min"] - 1e-3 <= ratio <= spread["max"] + 1e-3
     assert spread["min"] <= spread["median"] <= spread["max"]
     assert 0 < result["processor"]["forward_cpu_ms_per_doc"] < result["processor"]["cpu_ms_per_doc"]
+    # against the floor with spaCy as it ships (not the worker's lean zones): the same worker
+    shipped = result["floor"]["as_spacy_ships_cpu_ms_per_doc"]
+    assert result["ratios"]["worker_over_floor_as_spacy_ships"] == pytest.approx(
+        result["worker"]["cpu_ms_per_doc"] / shipped, abs=2e-3
+    )
     assert variant["over_floor"] > 0 and variant["env"] == {"OMP_NUM_THREADS": "1"}
     # the variant's environment reached its process: one intra-op thread, so one lane, inline
     assert "trf-lane" not in variant["threads_cpu_ms_per_doc"]
