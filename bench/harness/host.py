@@ -104,12 +104,9 @@ class Floor:
 
         spacy_s = encode_s = orjson_s = shipped_s = 0.0
         vector = np.zeros(WIDTH, dtype=np.float32)
-        for batch in _buffers(texts):
-            with self.shipped_zones.buffer(sum(map(len, batch))):
-                t0 = time.process_time()
-                for _ in self.shipped_nlp.pipe(batch):
-                    pass
-                shipped_s += time.process_time() - t0
+        for k, batch in enumerate(_buffers(texts)):
+            if k % 2 == 0:  # before the floor's own spaCy on even buffers, after it on odd ones
+                shipped_s += self._shipped(batch)
             with self.zones.buffer(sum(map(len, batch))):
                 t0 = time.process_time()
                 docs = list(self.nlp.pipe(batch))
@@ -148,6 +145,8 @@ class Floor:
             spacy_s += t1 - t0
             encode_s += t2 - t1
             orjson_s += t3 - t2
+            if k % 2 == 1:
+                shipped_s += self._shipped(batch)
         return {
             "docs": len(texts),
             "cpu_s": spacy_s + encode_s + orjson_s,
@@ -158,6 +157,14 @@ class Floor:
             },
             "spacy_as_shipped_s": shipped_s,
         }
+
+    def _shipped(self, batch: list[str]) -> float:
+        """CPU seconds of spaCy as it ships on ``batch``, in a zone of its own."""
+        with self.shipped_zones.buffer(sum(map(len, batch))):
+            t0 = time.process_time()
+            for _ in self.shipped_nlp.pipe(batch):
+                pass
+            return time.process_time() - t0
 
 
 def _spacy(warmup: list[str], warmup_chars: int, lean: bool) -> tuple[Any, Any]:
