@@ -569,6 +569,12 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-ab-cpu-14.json",
+                what="The same comparison as host-ab-cpu-13, with the floor as spaCy ships "
+                "timed beside the lean floor, 6 runs",
+                date="2026-12-03",
+            ),
+            e(
                 "lean-lexemes-ab-cpu.json",
                 what="spaCy's tokenizer and sentencizer in the worker's zones with a zone's new "
                 "lexemes lean or with every lexical attribute, alternating in one process",
