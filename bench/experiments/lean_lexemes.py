@@ -20,34 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness.corpus import default_data_path, read_texts
+from bench.harness.host import buffers, spacy_in_zones
 from bench.harness.machine import describe, source_revision
 
-BUFFER = 256  # documents per buffer, as the worker's default --max-batch
 ARMS = ("full", "lean")
-
-
-def pipeline(warmup: list[str], warmup_chars: int, lean: bool) -> tuple[Any, Any]:
-    """A blank English pipeline with a sentencizer and its zones, warmed up on ``warmup``."""
-    import spacy
-
-    from stream_trf.stream.zones import BufferZones
-
-    nlp = spacy.blank("en")
-    nlp.add_pipe("sentencizer")
-    zones = BufferZones(nlp, warmup_chars, lean_lexemes=lean)
-    for batch in _buffers(warmup):
-        with zones.buffer(sum(map(len, batch))):
-            list(nlp.pipe(batch))
-    return nlp, zones
-
-
-def _buffers(texts: list[str]) -> list[list[str]]:
-    return [texts[i : i + BUFFER] for i in range(0, len(texts), BUFFER)]
 
 
 def cpu_ms_per_doc(nlp: Any, zones: Any, texts: list[str]) -> float:
     t0 = time.process_time()
-    for batch in _buffers(texts):
+    for batch in buffers(texts):
         with zones.buffer(sum(map(len, batch))):
             for _ in nlp.pipe(batch):
                 pass
@@ -67,7 +48,7 @@ def main() -> None:
     texts = read_texts(default_data_path(), args.warmup_docs + args.docs)
     warmup, texts = texts[: args.warmup_docs], texts[args.warmup_docs :]
     warmup_chars = Settings().memory.vocab_warmup_chars
-    arms = {arm: pipeline(warmup, warmup_chars, arm == "lean") for arm in ARMS}
+    arms = {arm: spacy_in_zones(warmup, warmup_chars, arm == "lean") for arm in ARMS}
     ms: dict[str, list[float]] = {arm: [] for arm in ARMS}
     started = time.perf_counter()
     for p in range(args.passes):

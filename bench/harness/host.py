@@ -68,7 +68,8 @@ def near_zero_model(out: Path) -> Path:
     return out
 
 
-def _buffers(texts: list[str]) -> list[list[str]]:
+def buffers(texts: list[str]) -> list[list[str]]:
+    """``texts`` in buffers of ``BUFFER`` documents, as the worker takes them."""
     return [texts[i : i + BUFFER] for i in range(0, len(texts), BUFFER)]
 
 
@@ -90,10 +91,10 @@ class Floor:
         backend = Tokenizer.from_file(str(Path(model) / "tokenizer.json"))
         self.encode = getattr(backend, "encode_batch_fast", backend.encode_batch)
         warmup = _read(warmup_file)
-        self.nlp, self.zones = _spacy(warmup, warmup_chars, lean=True)  # as the worker
+        self.nlp, self.zones = spacy_in_zones(warmup, warmup_chars, lean=True)  # as the worker
         # spaCy as it ships (every lexical attribute of a zone's new words): timed beside the
         # floor, not part of it, for the ratio to the floor as issue 29 first defined it
-        self.shipped_nlp, self.shipped_zones = _spacy(warmup, warmup_chars, lean=False)
+        self.shipped_nlp, self.shipped_zones = spacy_in_zones(warmup, warmup_chars, lean=False)
 
     def measure(self, texts: list[str], first: int = 0) -> dict[str, Any]:
         """CPU seconds of the floor's work on ``texts``, by part (``first``: unused, as for
@@ -104,7 +105,7 @@ class Floor:
 
         spacy_s = encode_s = orjson_s = shipped_s = 0.0
         vector = np.zeros(WIDTH, dtype=np.float32)
-        for k, batch in enumerate(_buffers(texts)):
+        for k, batch in enumerate(buffers(texts)):
             if k % 2 == 0:  # before the floor's own spaCy on even buffers, after it on odd ones
                 shipped_s += self._shipped(batch)
             with self.zones.buffer(sum(map(len, batch))):
@@ -167,7 +168,7 @@ class Floor:
             return time.process_time() - t0
 
 
-def _spacy(warmup: list[str], warmup_chars: int, lean: bool) -> tuple[Any, Any]:
+def spacy_in_zones(warmup: list[str], warmup_chars: int, lean: bool) -> tuple[Any, Any]:
     """spaCy's English tokenizer and sentencizer with the worker's zones, after its
     vocabulary warm-up; a zone's new lexemes lean (as the worker's) or not (as spaCy ships)."""
     import spacy
@@ -177,7 +178,7 @@ def _spacy(warmup: list[str], warmup_chars: int, lean: bool) -> tuple[Any, Any]:
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
     zones = BufferZones(nlp, warmup_chars, lean_lexemes=lean)
-    for batch in _buffers(warmup):
+    for batch in buffers(warmup):
         with zones.buffer(sum(map(len, batch))):
             list(nlp.pipe(batch))
     return nlp, zones
@@ -224,7 +225,7 @@ class Processor:
 
         self.proc = build_processor(Settings(model=model))
         self.forward = _time_forward(self.proc.nlp.get_pipe("trf_tok2vec").runner)
-        for k, batch in enumerate(_buffers(_read(warmup_file))):
+        for k, batch in enumerate(buffers(_read(warmup_file))):
             self.proc.process(self._messages(batch, 10**9 + k * BUFFER))
 
     @staticmethod
@@ -242,7 +243,7 @@ class Processor:
     def measure(self, texts: list[str], first: int = 0) -> dict[str, Any]:
         """CPU seconds of processing ``texts`` (offsets from ``first``), and of its forward
         passes alone."""
-        work = [self._messages(b, first + k * BUFFER) for k, b in enumerate(_buffers(texts))]
+        work = [self._messages(b, first + k * BUFFER) for k, b in enumerate(buffers(texts))]
         self.forward.clear()
         t0, c0 = time.perf_counter(), time.process_time()
         for buffer in work:
