@@ -589,6 +589,25 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "throughput-cpu-r9.json",
+                "throughput-cpu-r9.png",
+                what="Ceiling, library, worker and the host system after issue 29's ninth round "
+                "(lean lexemes; the host floor lean, the floor as spaCy ships beside it), 2,000 "
+                "docs, no sweep, no soak",
+                date="2026-12-03",
+            ),
+            e(
+                "host-cpu-6144.json",
+                "host-cpu-6144.png",
+                "host-cpu-6144-1.json",
+                "host-cpu-6144-1.png",
+                "host-cpu-6144-2.json",
+                "host-cpu-6144-2.png",
+                what="The host system alone on 6,144 docs in 12 slices of 512, three runs one "
+                "after the other, after issue 29's ninth round",
+                date="2026-12-03",
+            ),
+            e(
                 "lag-burst-cpu.json",
                 what="Consumer lag after a 3,000-doc burst: its peak and the time one worker "
                 "takes to catch up (machine shared: indicative)",
