@@ -608,6 +608,12 @@ SECTIONS: tuple[tuple[str, str, tuple[Entry, ...]], ...] = (
                 date="2026-12-03",
             ),
             e(
+                "host-rotation-cpu.json",
+                what="The host system with one worker in its rotation against two of the same "
+                "code, 4 runs of each, interleaved",
+                date="2026-12-03",
+            ),
+            e(
                 "lag-burst-cpu.json",
                 what="Consumer lag after a 3,000-doc burst: its peak and the time one worker "
                 "takes to catch up (machine shared: indicative)",
